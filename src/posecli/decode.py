@@ -1,0 +1,68 @@
+"""Turning the raw (56, F) model output into poses: score filter, NMS, back to image pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .pose import KEYPOINT_NAMES, Pose
+from .preprocess import Transform
+
+NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with each of (N, 4) boxes; 0 where the union is empty."""
+    inter_w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    inter_h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = inter_w * inter_h
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: int) -> np.ndarray:
+    """Greedy class-agnostic NMS: indices of kept boxes, best first, at most max_det."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size and len(keep) < max_det:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        order = rest[box_iou(boxes[best], boxes[rest]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.intp)
+
+
+def candidates(output: np.ndarray, conf: float) -> np.ndarray:
+    """Rows (N, 56) in float64 whose score beats conf and whose box and score are finite."""
+    scores = output[4]
+    rows = output[:, scores > conf].T.astype(np.float64)
+    return rows[np.isfinite(rows[:, :5]).all(axis=1)]
+
+
+def decode_poses(
+    output: np.ndarray,
+    size: int,
+    transform: Transform,
+    image_size: tuple[int, int],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 100,
+) -> list[Pose]:
+    """Decode (56, F) normalized output of an S x S model into poses in image pixels."""
+    rows = candidates(output, conf)
+    if not len(rows):
+        return []
+    cxcy, half_wh = rows[:, 0:2] * size, np.abs(rows[:, 2:4]) * size / 2
+    boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
+    keep = nms(boxes, rows[:, 4], iou, max_det)
+    rows, boxes = rows[keep], boxes[keep]
+    limit = np.array(image_size, dtype=np.float64)
+    boxes = np.clip(transform.inverse_points(boxes.reshape(-1, 2, 2)), 0, limit).reshape(-1, 4)
+    kpts = np.nan_to_num(rows[:, 5:].reshape(-1, NUM_KEYPOINTS, 3))
+    kpts[..., :2] = np.clip(transform.inverse_points(kpts[..., :2] * size), 0, limit)
+    kpts[..., 2] = np.clip(kpts[..., 2], 0, 1)
+    scores = np.clip(rows[:, 4], 0, 1)
+    return [
+        Pose(float(s), b.astype(np.float32), k.astype(np.float32))
+        for s, b, k in zip(scores, boxes, kpts, strict=True)
+    ]

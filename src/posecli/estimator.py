@@ -1,0 +1,180 @@
+"""The library API: PoseEstimator runs the whole pipeline on one image or, in parallel, on many."""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from . import images, models
+from .decode import decode_poses
+from .errors import ImageError
+from .pose import ImageResult, Pose
+from .preprocess import RESIZE_MODES, Transform, max_reduction, to_model_input
+from .runtime import PoseModel, default_threads
+
+ImageHook = Callable[[str, np.ndarray, list[Pose]], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Decoding and preprocessing knobs shared by `infer`, `eval` and `bench`."""
+
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 100
+    resize: str = "letterbox"
+    max_pixels: int = images.DEFAULT_MAX_PIXELS
+    reduced_decode: bool = True
+
+
+class PoseEstimator:
+    """Multi-person pose estimation with an ST YOLOv8n-pose TFLite model.
+
+    `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
+    for many files in input order, decoding and inferring in parallel worker threads.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        max_det: int = 100,
+        resize: str = "letterbox",
+        threads: int | None = None,
+        delegate: str | None = None,
+        max_pixels: int = images.DEFAULT_MAX_PIXELS,
+        reduced_decode: bool = True,
+    ):
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
+        self.model_path, self.spec = models.resolve(model)
+        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode)
+        self.threads = threads or default_threads()
+        self.delegate = delegate
+        self._model = PoseModel(self.model_path, self.threads, delegate)
+
+    @property
+    def model_name(self) -> str:
+        """Manifest name of the model, or its file name for a model given by path."""
+        return self.spec.name if self.spec else self.model_path.name
+
+    @property
+    def input_size(self) -> int:
+        """The model's square input size S, read from the model."""
+        return self._model.input_size
+
+    def predict(self, image_bgr: np.ndarray) -> list[Pose]:
+        """Poses in one 8-bit BGR (or grayscale) image, in its pixel coordinates."""
+        image_bgr = _as_bgr(image_bgr)
+        height, width = image_bgr.shape[:2]
+        return self._predict_loaded(self._model, images.LoadedImage(image_bgr, width, height))
+
+    def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
+        """Read, run and decode one image file; a bad file gives a result with `error` set."""
+        return self._process(self._model, hook, str(path))
+
+    def predict_files(
+        self,
+        paths: Iterable[str | os.PathLike],
+        workers: int | None = None,
+        hook: ImageHook | None = None,
+    ) -> Iterator[ImageResult]:
+        """Results for many files, in input order, from `workers` threads with a model each.
+
+        At most a few images per worker are in flight, so memory stays flat for any number of
+        files. `hook(path, image, poses)` runs in the worker with the full-resolution image.
+        """
+        workers = workers or self.threads
+        if workers <= 1 or self.delegate:
+            yield from (self.predict_file(p, hook) for p in paths)
+            return
+        idle: queue.SimpleQueue[PoseModel] = queue.SimpleQueue()
+        for _ in range(workers):
+            idle.put(PoseModel(self.model_path, threads=1))
+        task = partial(self._process_with_idle_model, idle, hook)
+        yield from ordered_map(task, (str(p) for p in paths), workers, window=4 * workers)
+
+    def load(self, path: str | os.PathLike, full: bool = False) -> images.LoadedImage:
+        """Decode a file, at reduced JPEG scale unless `full` or reduced decoding is off."""
+        reduce = None
+        if self.settings.reduced_decode and not full:
+            reduce = partial(max_reduction, size=self.input_size, mode=self.settings.resize)
+        return images.load(path, self.settings.max_pixels, reduce)
+
+    def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
+        """Model input and the transform from original-image pixels to model pixels."""
+        rgb, t = to_model_input(loaded.bgr, self.input_size, self.settings.resize)
+        r = loaded.reduction
+        return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
+
+    def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
+        """Invoke the model on a preprocessed input; the raw (56, F) output."""
+        return (model or self._model).run(rgb)
+
+    def decode(
+        self, output: np.ndarray, transform: Transform, width: int, height: int
+    ) -> list[Pose]:
+        """Raw output to poses in original-image pixels, with this estimator's thresholds."""
+        s = self.settings
+        return decode_poses(
+            output, self.input_size, transform, (width, height), s.conf, s.iou, s.max_det
+        )
+
+    def _predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
+        """Preprocess, invoke and decode one decoded image."""
+        rgb, transform = self.preprocess(loaded)
+        return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
+
+    def _process(self, model: PoseModel, hook: ImageHook | None, path: str) -> ImageResult:
+        """The whole job for one file, errors captured in the result."""
+        try:
+            loaded = self.load(path, full=hook is not None)
+            poses = self._predict_loaded(model, loaded)
+            if hook is not None:
+                hook(path, loaded.bgr, poses)
+        except ImageError as exc:
+            return ImageResult(path, error=str(exc))
+        return ImageResult(path, loaded.width, loaded.height, poses)
+
+    def _process_with_idle_model(
+        self, idle: queue.SimpleQueue[PoseModel], hook: ImageHook | None, path: str
+    ) -> ImageResult:
+        """`_process` with a single-threaded interpreter that no other worker is using."""
+        model = idle.get()
+        try:
+            return self._process(model, hook, path)
+        finally:
+            idle.put(model)
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    """Accept (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 arrays as BGR."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
+    return image[..., :3]
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int, window: int) -> Iterator:
+    """Map fn over items in a thread pool, yielding in input order with at most `window` pending."""
+    pending: deque[Future] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="posecli")
+    try:
+        source = iter(items)
+        for item in source:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

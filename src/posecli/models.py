@@ -1,0 +1,133 @@
+"""The model manifest, the search path for model files, and pulling them with checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+ENV_MODELS = "POSECLI_MODELS"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry: where a known model comes from and what it should be."""
+
+    name: str
+    file: str
+    url: str
+    sha256: str
+    input_size: int
+    quantization: str
+    card_ap50: float | None
+
+
+def load_manifest() -> tuple[str, dict[str, ModelSpec]]:
+    """Return the default model name and every manifest entry by name."""
+    data = json.loads(resources.files("posecli").joinpath("manifest.json").read_text())
+    specs = {m["name"]: ModelSpec(**m) for m in data["models"]}
+    return data["default"], specs
+
+
+def cache_dir() -> Path:
+    """The user cache that `models pull` fills: $XDG_CACHE_HOME/posecli/models."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "posecli" / "models"
+
+
+def search_dirs() -> list[Path]:
+    """Directories searched for a model named in the manifest, first match wins."""
+    dirs = [Path(d) for d in os.environ.get(ENV_MODELS, "").split(os.pathsep) if d]
+    return [*dirs, cache_dir()]
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def find_file(spec: ModelSpec) -> Path | None:
+    """The first copy of a manifest model on the search path, or None."""
+    return next((d / spec.file for d in search_dirs() if (d / spec.file).is_file()), None)
+
+
+def verify(spec: ModelSpec, path: Path) -> None:
+    """Refuse a file whose sha256 differs from the manifest's."""
+    digest = sha256_of(path)
+    if digest != spec.sha256:
+        raise ModelError(
+            f"{path}: sha256 {digest[:12]}… does not match the manifest's {spec.sha256[:12]}… "
+            f"for {spec.name}; the file is damaged or another model"
+        )
+
+
+def model_for_size(imgsz: int) -> str:
+    """Name of the yolov8n model with the given input size."""
+    name = f"yolov8n-pose-{imgsz}"
+    if name not in load_manifest()[1]:
+        raise ModelError(f"no yolov8n model for --imgsz {imgsz} (choose 192, 256 or 320)")
+    return name
+
+
+def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
+    """Turn a model name or path into a verified file on disk and its manifest entry."""
+    default, specs = load_manifest()
+    model = default if model is None else model
+    spec = specs.get(str(model))
+    if spec is None:
+        path = Path(model)
+        if not path.is_file():
+            known = ", ".join(specs)
+            raise ModelError(f"{path}: no such model file, and not a known model name ({known})")
+        return path, None
+    path = find_file(spec)
+    if path is None:
+        raise ModelError(
+            f"model {spec.name} is not installed; run `posecli models pull {spec.name}` "
+            f"(or `--from DIR` offline), or point ${ENV_MODELS} at a folder holding {spec.file}"
+        )
+    verify(spec, path)
+    return path, spec
+
+
+def pull(spec: ModelSpec, source_dir: Path | None = None, dest_dir: Path | None = None) -> Path:
+    """Copy a model from source_dir (or download it), verify its sha256, and install it."""
+    dest_dir = dest_dir or cache_dir()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file}.", suffix=".part", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _fetch_into(spec, source_dir, out)
+        verify(spec, tmp)
+        final = dest_dir / spec.file
+        os.replace(tmp, final)
+        return final
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fetch_into(spec: ModelSpec, source_dir: Path | None, out) -> None:
+    """Write the model's bytes from a local folder or its upstream URL into `out`."""
+    if source_dir is not None:
+        src = source_dir / spec.file
+        if not src.is_file():
+            raise ModelError(f"{src}: no such file to pull {spec.name} from")
+        with open(src, "rb") as f:
+            shutil.copyfileobj(f, out)
+        return
+    try:
+        with urllib.request.urlopen(spec.url, timeout=60) as response:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise ModelError(
+            f"{spec.url}: download failed ({exc}); offline, use `posecli models pull --from DIR`"
+        ) from exc

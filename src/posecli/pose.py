@@ -1,0 +1,65 @@
+"""The result types: one detected person and one processed image."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+
+def printable_path(path: str) -> str:
+    """A path as valid UTF-8 text: undecodable bytes of non-UTF-8 names shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class Pose:
+    """One person: detection score, box (x1, y1, x2, y2) and keypoints (17, 3) as x, y, conf."""
+
+    score: float
+    box: np.ndarray
+    keypoints: np.ndarray
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form: rounded floats, lists instead of arrays."""
+        kpts = self.keypoints.astype(np.float64)
+        return {
+            "score": round(float(self.score), 5),
+            "box": np.round(self.box.astype(np.float64), 2).tolist(),
+            "keypoints": np.column_stack(
+                (np.round(kpts[:, :2], 2), np.round(kpts[:, 2], 5))
+            ).tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What one input gave: its size and poses, or the reason it failed."""
+
+    path: str
+    width: int = 0
+    height: int = 0
+    poses: list[Pose] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the image was read and run through the model."""
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        """The JSON/JSONL record for this image (see pose-result.schema.json)."""
+        return {
+            "image": printable_path(self.path),
+            "width": self.width,
+            "height": self.height,
+            "poses": [p.to_dict() for p in self.poses],
+        }

@@ -1,0 +1,61 @@
+"""Fitting an image to the model's square input (letterbox or stretch) and mapping points back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+RESIZE_MODES = ("letterbox", "stretch")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Model-input pixels = image pixels * scale + pad, per axis; `inverse_points` undoes it."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float
+    pad_y: float
+
+    def inverse_points(self, xy: np.ndarray) -> np.ndarray:
+        """Map (..., 2) model-input pixel coordinates back to image pixels."""
+        scale = np.array([self.scale_x, self.scale_y])
+        pad = np.array([self.pad_x, self.pad_y])
+        return (xy - pad) / scale
+
+
+def resized_shape(width: int, height: int, size: int, mode: str) -> tuple[int, int]:
+    """The (width, height) an image takes inside the model input before padding."""
+    if mode == "stretch":
+        return size, size
+    ratio = size / max(width, height)
+    return max(1, round(width * ratio)), max(1, round(height * ratio))
+
+
+def max_reduction(width: int, height: int, size: int, mode: str) -> float:
+    """How far an image can be scaled down first and still be downscaled to the model input."""
+    new_w, new_h = resized_shape(width, height, size, mode)
+    return min(width / new_w, height / new_h)
+
+
+def to_model_input(
+    bgr: np.ndarray, size: int, mode: str = "letterbox"
+) -> tuple[np.ndarray, Transform]:
+    """Resize (bilinear) into a size x size RGB uint8 canvas padded with 114, centred."""
+    height, width = bgr.shape[:2]
+    new_w, new_h = resized_shape(width, height, size, mode)
+    resized = (
+        bgr
+        if (new_w, new_h) == (width, height)
+        else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
+    left, top = (size - new_w) // 2, (size - new_h) // 2
+    canvas = cv2.copyMakeBorder(
+        resized, top, size - new_h - top, left, size - new_w - left,
+        cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    )  # fmt: skip
+    rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
+    return rgb, Transform(new_w / width, new_h / height, left, top)

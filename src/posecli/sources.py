@@ -1,0 +1,146 @@
+"""Turning command-line sources (files, folders, globs, '-' for stdin) into a list of images."""
+
+from __future__ import annotations
+
+import glob
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+IMAGE_EXTENSIONS = frozenset(
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".jp2",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to process: the path to read and its name relative to the folder it came from."""
+
+    path: str
+    name: str
+
+
+@dataclass
+class Inputs:
+    """The images found, and the sources that could not be used with the reason for each."""
+
+    items: list[Item] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def is_image_name(name: str) -> bool:
+    """True for file names with an image extension OpenCV reads."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def read_path_lines(stream: BinaryIO) -> list[str]:
+    """Paths from a stream, one per line, undecodable bytes kept (os.fsdecode)."""
+    lines = (line.rstrip(b"\r\n") for line in stream)
+    return [os.fsdecode(line) for line in lines if line]
+
+
+def expand(sources: Iterable[str], recursive: bool, stdin: BinaryIO | None = None) -> Inputs:
+    """Every image that the sources name, in a stable order, plus one error per bad source."""
+    inputs = Inputs()
+    for source in sources:
+        if source == "-" and stdin is not None:
+            _add_all(inputs, read_path_lines(stdin), recursive)
+        else:
+            _add_all(inputs, [source], recursive)
+    return inputs
+
+
+def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
+    """Expand each source into `inputs`."""
+    for source in sources:
+        if os.path.isdir(source):
+            _add_folder(inputs, source, recursive)
+        elif os.path.lexists(source):
+            inputs.items.append(Item(source, os.path.basename(source)))
+        elif glob.has_magic(source):
+            matches = sorted(glob.glob(source, recursive=True))
+            if not matches:
+                inputs.errors.append((source, "no file matches this pattern"))
+            _add_all(inputs, matches, recursive)
+        else:
+            inputs.errors.append((source, "no such file or directory"))
+
+
+def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
+    """The images in a folder (and its subfolders with `recursive`), or an error if none."""
+    before = len(inputs.items)
+    for item_or_error in _walk(root, root, recursive, ancestors=frozenset()):
+        if isinstance(item_or_error, Item):
+            inputs.items.append(item_or_error)
+        else:
+            inputs.errors.append(item_or_error)
+    if len(inputs.items) == before:
+        hint = "" if recursive else " (use -r to look in subfolders)"
+        inputs.errors.append((root, f"no images in this folder{hint}"))
+
+
+def _walk(
+    folder: str, root: str, recursive: bool, ancestors: frozenset[tuple[int, int]]
+) -> Iterator[Item | tuple[str, str]]:
+    """Images below folder in name order; symlink loops and unreadable folders reported."""
+    try:
+        st = os.stat(folder)
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        yield folder, (exc.strerror or str(exc)).lower()
+        return
+    ancestors = ancestors | {(st.st_dev, st.st_ino)}
+    for entry in entries:
+        if recursive and _is_dir(entry):
+            target = os.stat(entry.path)
+            if (target.st_dev, target.st_ino) in ancestors:
+                yield entry.path, "symbolic link loop, not followed"
+            else:
+                yield from _walk(entry.path, root, recursive, ancestors)
+        elif is_image_name(entry.name):
+            yield Item(entry.path, os.path.relpath(entry.path, root))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """True for a folder or a link to one; False where the link is broken."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def select_shard(items: list[Item], index: int, count: int) -> list[Item]:
+    """The items of shard `index` of `count`: a stable split by a checksum of each path."""
+    return [i for i in items if zlib.crc32(os.fsencode(i.path)) % count == index]
+
+
+def unique_names(items: list[Item]) -> list[Item]:
+    """Rename items whose output names collide (a/x.jpg, b/x.jpg given as files) to x_1.jpg..."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        name, stem, n = item.name, Path(item.name), 0
+        while name in seen:
+            n += 1
+            name = str(stem.with_name(f"{stem.stem}_{n}{stem.suffix}"))
+        seen.add(name)
+        out.append(Item(item.path, name))
+    return out
