@@ -51,7 +51,7 @@ def draw_poses(image: np.ndarray, poses: list[Pose], kpt_conf: float = 0.5) -> n
 
 def _draw_box(canvas: np.ndarray, pose: Pose, lw: int) -> None:
     """Person box with its score written above it."""
-    x1, y1, x2, y2 = (int(round(v)) for v in pose.box)
+    x1, y1, x2, y2 = (round(float(v)) for v in pose.box)
     cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOR, lw)
     scale = lw / 3
     label = f"person {pose.score:.2f}"

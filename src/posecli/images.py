@@ -1,4 +1,4 @@
-"""Reading image files (orientation, bit depth, size limits, reduced JPEG decode) and writing them."""
+"""Reading image files (orientation, bit depth, size limit, reduced JPEG decode); writing them."""
 
 from __future__ import annotations
 

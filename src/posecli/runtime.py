@@ -69,7 +69,7 @@ class TensorInfo:
 
 
 class PoseModel:
-    """A loaded pose model: checks its layout and turns an (S, S, 3) RGB uint8 image into (56, F)."""
+    """A loaded pose model: checks its layout, turns an (S, S, 3) RGB uint8 image into (56, F)."""
 
     def __init__(self, path: Path, threads: int | None = None, delegate: str | None = None):
         self.path = Path(path)

@@ -135,11 +135,11 @@ class TextWriter(Writer):
 
     def records(self, result: ImageResult) -> list[str]:
         n = len(result.poses)
+        people = f"{n} {'person' if n == 1 else 'people'}"
         scores = " ".join(f"{p.score:.2f}" for p in result.poses)
         detail = f" (scores {scores})" if scores else ""
-        name = printable_path(result.path)
         return [
-            f"{name}: {result.width}x{result.height}, {n} {'person' if n == 1 else 'people'}{detail}\n"
+            f"{printable_path(result.path)}: {result.width}x{result.height}, {people}{detail}\n"
         ]
 
 
