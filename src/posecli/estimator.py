@@ -90,7 +90,8 @@ class PoseEstimator:
         """Results for many files, in input order, from `workers` threads with a model each.
 
         At most a few images per worker are in flight, so memory stays flat for any number of
-        files. `hook(path, image, poses)` runs in the worker with the full-resolution image.
+        files. `hook(path, image, poses)` runs in the worker with the full-resolution image;
+        the poses are the same with or without it.
         """
         workers = workers or self.threads
         if workers <= 1 or self.delegate:
@@ -136,10 +137,11 @@ class PoseEstimator:
     def _process(self, model: PoseModel, hook: ImageHook | None, path: str) -> ImageResult:
         """The whole job for one file, errors captured in the result."""
         try:
-            loaded = self.load(path, full=hook is not None)
+            loaded = self.load(path)
             poses = self._predict_loaded(model, loaded)
             if hook is not None:
-                hook(path, loaded.bgr, poses)
+                full = loaded if loaded.reduction == 1 else self.load(path, full=True)
+                hook(path, full.bgr, poses)
         except ImageError as exc:
             return ImageResult(path, error=str(exc))
         return ImageResult(path, loaded.width, loaded.height, poses)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import ImageError
+from .files import write_bytes_atomic
 
 DEFAULT_MAX_PIXELS = 150_000_000
 EXIF_ORIENTATION = 0x0112
@@ -147,11 +147,4 @@ def write_atomic(path: Path, bgr: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix or ".jpg", bgr)
     if not ok:
         raise ImageError(f"{path}: cannot encode as {path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_bytes_atomic(path, encoded.tobytes())

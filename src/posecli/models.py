@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
+from .files import write_bytes_atomic
 
 ENV_MODELS = "POSECLI_MODELS"
 
@@ -63,10 +62,15 @@ def verify(spec: ModelSpec, path: Path) -> None:
     """Refuse a file whose sha256 differs from the manifest's."""
     digest = sha256_of(path)
     if digest != spec.sha256:
-        raise ModelError(
-            f"{path}: sha256 {digest[:12]}… does not match the manifest's {spec.sha256[:12]}… "
-            f"for {spec.name}; the file is damaged or another model"
-        )
+        raise ModelError(_mismatch(path, digest, spec))
+
+
+def _mismatch(origin: object, digest: str, spec: ModelSpec) -> str:
+    """The message for a file whose checksum is not the manifest's."""
+    return (
+        f"{origin}: sha256 {digest[:12]}... does not match the manifest's {spec.sha256[:12]}... "
+        f"for {spec.name}; the file is damaged or another model"
+    )
 
 
 def model_for_size(imgsz: int) -> str:
@@ -100,33 +104,26 @@ def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
 
 def pull(spec: ModelSpec, source_dir: Path | None = None, dest_dir: Path | None = None) -> Path:
     """Copy a model from source_dir (or download it), verify its sha256, and install it."""
-    dest_dir = dest_dir or cache_dir()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _fetch_into(spec, source_dir, out)
-        verify(spec, tmp)
-        final = dest_dir / spec.file
-        os.replace(tmp, final)
-        return final
-    finally:
-        tmp.unlink(missing_ok=True)
+    data = _fetch(spec, source_dir)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != spec.sha256:
+        origin = source_dir / spec.file if source_dir else spec.url
+        raise ModelError(_mismatch(origin, digest, spec))
+    final = (dest_dir or cache_dir()) / spec.file
+    write_bytes_atomic(final, data)
+    return final
 
 
-def _fetch_into(spec: ModelSpec, source_dir: Path | None, out) -> None:
-    """Write the model's bytes from a local folder or its upstream URL into `out`."""
+def _fetch(spec: ModelSpec, source_dir: Path | None) -> bytes:
+    """The model's bytes from a local folder or its upstream URL."""
     if source_dir is not None:
         src = source_dir / spec.file
         if not src.is_file():
             raise ModelError(f"{src}: no such file to pull {spec.name} from")
-        with open(src, "rb") as f:
-            shutil.copyfileobj(f, out)
-        return
+        return src.read_bytes()
     try:
         with urllib.request.urlopen(spec.url, timeout=60) as response:
-            shutil.copyfileobj(response, out)
+            return response.read()
     except OSError as exc:
         raise ModelError(
             f"{spec.url}: download failed ({exc}); offline, use `posecli models pull --from DIR`"

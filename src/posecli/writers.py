@@ -8,13 +8,13 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from .errors import ImageError
+from .files import temp_beside
 from .pose import KEYPOINT_NAMES, ImageResult, Pose, printable_path
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco")
@@ -53,9 +53,7 @@ class Sink:
         """Open the file (or its temporary stand-in) for writing."""
         assert self.path is not None
         if self.atomic:
-            fd, self._tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent
-            )
+            fd, self._tmp = temp_beside(self.path)
             self._stream = open(fd, "w", encoding="utf-8", newline="")
         else:
             mode = "a" if self.append else "w"
