@@ -7,16 +7,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 import click
 
-from . import __version__, images, models
+from . import __version__, evaluate, images, models
 from .draw import draw_poses
 from .errors import ImageError, PoseCliError
 from .estimator import PoseEstimator
+from .files import write_bytes_atomic
 from .pose import ImageResult, Pose, printable_path
 from .preprocess import RESIZE_MODES
 from .runtime import PoseModel
@@ -48,13 +49,26 @@ def info(message: str, quiet: bool) -> None:
         click.echo(message, err=True)
 
 
+def apply_options(options: list, func):
+    """Decorate func with click options, first in the list first in --help."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def model_options(func):
-    """-m/--model, --imgsz, thresholds and runtime options shared by infer, eval and bench."""
-    options = [
+    """-m/--model and --imgsz, which pick one model."""
+    return apply_options([
         click.option("-m", "--model", "model", default=None,
                      help="Model name from `posecli models list` or a .tflite path."),
         click.option("--imgsz", type=click.Choice(["192", "256", "320"]), default=None,
                      help="Pick the yolov8n-pose model with this input size."),
+    ], func)  # fmt: skip
+
+
+def pipeline_options(func):
+    """Thresholds and runtime options shared by infer, eval and bench."""
+    return apply_options([
         click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True,
                      help="NMS IoU threshold."),
         click.option("--max-det", type=click.IntRange(1), default=100, show_default=True,
@@ -69,10 +83,7 @@ def model_options(func):
                      show_default=True, help="Refuse images with more pixels than this."),
         click.option("--full-decode", is_flag=True,
                      help="Always decode JPEGs at full size (no reduced-scale decoding)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ], func)  # fmt: skip
 
 
 def model_choice(model: str | None, imgsz: str | None) -> str | None:
@@ -82,8 +93,8 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
     return models.model_for_size(int(imgsz)) if imgsz else model
 
 
-def build_estimator(model, imgsz, conf, iou, max_det, threads, delegate, resize, max_pixels,
-                    full_decode, **_) -> PoseEstimator:  # fmt: skip
+def build_estimator(model, conf, iou, max_det, threads, delegate, resize, max_pixels,
+                    full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
@@ -101,6 +112,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("sources", nargs=-1, required=True)
 @model_options
+@pipeline_options
 @click.option(
     "--conf",
     type=click.FloatRange(0, 1),
@@ -210,9 +222,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
 
     results = estimator.predict_files([i.path for i in items], hook=hook)
     try:
-        with progress(results, len(items), quiet) as bar:
-            for result in bar:
-                handle_result(result, writer, stats)
+        for result in with_progress(results, len(items), quiet):
+            handle_result(result, writer, stats)
     except (KeyboardInterrupt, Interrupted):
         writer.sink.abort()
         info(stats.summary() + ", interrupted", quiet)
@@ -233,14 +244,15 @@ def handle_result(result: ImageResult, writer, stats: Stats) -> None:
         error(f"{printable_path(result.path)}: {exc}")
 
 
-@contextmanager
-def progress(results: Iterator[ImageResult], total: int, quiet: bool):
-    """A progress bar on a terminal's stderr for more than one image; otherwise the bare results."""
+def with_progress(
+    results: Iterable[ImageResult], total: int, quiet: bool, label: str = "posecli"
+) -> Iterator[ImageResult]:
+    """The results, with a progress bar on a terminal's stderr when there is more than one."""
     if quiet or total < 2 or not sys.stderr.isatty():
-        yield results
+        yield from results
         return
-    with click.progressbar(results, length=total, file=sys.stderr, label="posecli") as bar:
-        yield bar
+    with click.progressbar(results, length=total, file=sys.stderr, label=label) as bar:
+        yield from bar
 
 
 def save_annotated(path: str, dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> None:
@@ -310,6 +322,112 @@ def recorded_images(jsonl: Path) -> set[str]:
         except (ValueError, KeyError, TypeError):
             continue
     return recorded
+
+
+@cli.command(name="eval")
+@click.option(
+    "--annotations",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="COCO person keypoints annotation file.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the annotated images.",
+)
+@click.option(
+    "--results",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score this COCO results file instead of running a model.",
+)
+@click.option(
+    "-m",
+    "--model",
+    "model_names",
+    multiple=True,
+    help="Model name or .tflite path; repeat for a row per model.",
+)
+@click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
+@pipeline_options
+@click.option(
+    "--conf",
+    type=click.FloatRange(0, 1),
+    default=0.001,
+    show_default=True,
+    help="Person score threshold.",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
+@click.option(
+    "--save-results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the COCO results of the (single) model to FILE.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model, for scripts.")
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
+def eval_command(annotations, images_dir, results, model_names, all_models, limit, save_results,
+                 as_json, quiet, **options) -> int:  # fmt: skip
+    """COCO keypoint and box AP of models (or of a results file) with pycocotools."""
+    coco = evaluate.load_annotations(annotations)
+    if results is not None:
+        rows = [score_results_file(coco, results, options)]
+        return print_eval(rows, as_json)
+    if images_dir is None:
+        raise click.UsageError("--images DIR is needed unless --results is given")
+    names = list(models.load_manifest()[1]) if all_models else list(model_names) or [None]
+    if save_results and len(names) > 1:
+        raise click.UsageError("--save-results takes a single model")
+    items = evaluate.annotated_images(coco, images_dir, limit)
+    present = [i for i in items if i.path.is_file()]
+    for item in items:
+        if not item.path.is_file():
+            error(f"{printable_path(str(item.path))}: annotated image not found")
+    if not present:
+        raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
+    rows = [evaluate_model(coco, present, name, options, save_results, quiet) for name in names]
+    code = print_eval(rows, as_json)
+    missing = len(items) - len(present)
+    return EXIT_FAILED if missing or any(r.failed for r in rows) else code
+
+
+def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.EvalResult:
+    """Run one model over the annotated images and score it."""
+    estimator = build_estimator(model=name, **options)
+    track = partial(with_progress, total=len(items), quiet=quiet, label=estimator.model_name)
+    detections, done, failed = evaluate.run_model(estimator, items, track)
+    for path, reason in failed:
+        error(f"{printable_path(path)}: {reason}")
+    if save_results:
+        write_bytes_atomic(save_results, json.dumps(detections).encode())
+    scores = evaluate.score(coco, detections, done)
+    settings = {k: options[k] for k in ("conf", "iou", "max_det", "resize")}
+    settings["reduced_decode"] = not options["full_decode"]
+    return evaluate.EvalResult(estimator.model_name, settings, len(done), scores["keypoints"],
+                               scores["bbox"], failed)  # fmt: skip
+
+
+def score_results_file(coco, results: Path, options: dict) -> evaluate.EvalResult:
+    """Score an existing COCO results file against the annotations."""
+    detections = evaluate.load_results(results, coco)
+    image_ids = sorted(coco.getImgIds())
+    scores = evaluate.score(coco, detections, image_ids)
+    settings = {"results": str(results), "resize": "-"}
+    return evaluate.EvalResult(results.name, settings, len(image_ids), scores["keypoints"],
+                               scores["bbox"])  # fmt: skip
+
+
+def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> int:
+    """The table, or one JSON object per row."""
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row.to_dict()))
+    else:
+        click.echo(evaluate.format_table(rows))
+    return EXIT_OK
 
 
 @cli.group(name="models")

@@ -1,0 +1,175 @@
+"""COCO keypoint and box AP with pycocotools, for an estimator run or a saved results file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from .errors import AnnotationError
+from .estimator import PoseEstimator
+from .pose import KEYPOINT_NAMES, ImageResult
+from .writers import coco_detections
+
+METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
+# Positions of METRICS in COCOeval.stats for each iouType.
+STAT_INDEX = {"keypoints": (0, 1, 2, 3, 4, 5), "bbox": (0, 1, 2, 4, 5, 8)}
+
+
+@dataclass(frozen=True)
+class EvalImage:
+    """One annotated image: its COCO id and where its file should be."""
+
+    image_id: int
+    path: Path
+
+
+@dataclass
+class EvalResult:
+    """Scores (in %) for one model, with the settings and images behind them."""
+
+    model: str
+    settings: dict
+    images: int
+    keypoints: dict[str, float]
+    bbox: dict[str, float]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The --json form."""
+        return {
+            "model": self.model,
+            "settings": self.settings,
+            "images": self.images,
+            "keypoints": self.keypoints,
+            "bbox": self.bbox,
+            "failed": len(self.failed),
+        }
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """pycocotools prints progress on stdout; keep it off ours."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def load_annotations(path: Path) -> COCO:
+    """Load a COCO keypoints annotation file, refusing anything else with a clear reason."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    check_keypoint_dataset(path, data)
+    coco = COCO()
+    coco.dataset = data
+    with _quiet_stdout():
+        coco.createIndex()
+    return coco
+
+
+def check_keypoint_dataset(path: Path, data: object) -> None:
+    """A COCO keypoints file has images, annotations and a 17-keypoint person category."""
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
+    ):
+        raise AnnotationError(
+            f"{path}: not a COCO annotation file (needs images, annotations, categories)"
+        )
+    if not any(len(c.get("keypoints", ())) == len(KEYPOINT_NAMES) for c in data["categories"]):
+        raise AnnotationError(f"{path}: not a COCO keypoints file (no category with 17 keypoints)")
+    image_ids = {img.get("id") for img in data["images"]}
+    stray = next((a for a in data["annotations"] if a.get("image_id") not in image_ids), None)
+    if stray is not None:
+        raise AnnotationError(
+            f"{path}: annotation {stray.get('id')} has image_id {stray.get('image_id')}, "
+            "which no image in the file has"
+        )
+
+
+def annotated_images(coco: COCO, images_dir: Path, limit: int | None = None) -> list[EvalImage]:
+    """Every image of the annotation file (the first `limit` by id), with its expected path."""
+    ids = sorted(coco.getImgIds())[:limit]
+    return [EvalImage(i, images_dir / coco.imgs[i]["file_name"]) for i in ids]
+
+
+def run_model(
+    estimator: PoseEstimator,
+    items: list[EvalImage],
+    track: Callable[[Iterator[ImageResult]], Iterable[ImageResult]] = lambda r: r,
+) -> tuple[list[dict], list[int], list[tuple[str, str]]]:
+    """COCO detections for the images, the ids that were run, and the (path, reason) failures."""
+    by_path = {str(item.path): item.image_id for item in items}
+    detections: list[dict] = []
+    done: list[int] = []
+    failed: list[tuple[str, str]] = []
+    for result in track(estimator.predict_files(by_path)):
+        if not result.ok:
+            failed.append((result.path, result.error or "failed"))
+            continue
+        image_id = by_path[result.path]
+        done.append(image_id)
+        detections.extend(coco_detections(result.poses, image_id))
+    return detections, done, failed
+
+
+def load_results(path: Path, coco: COCO) -> list[dict]:
+    """A COCO results file whose every image_id is in the annotations."""
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and {"image_id", "keypoints", "score"} <= r.keys() for r in results
+    ):
+        raise AnnotationError(f"{path}: not a COCO keypoint results list")
+    unknown = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
+    if unknown:
+        raise AnnotationError(
+            f"{path}: image_id {unknown[0]} (and {len(unknown) - 1} more) matches no annotated "
+            "image; were the ids taken from other file names?"
+        )
+    return results
+
+
+def score(coco: COCO, detections: list[dict], image_ids: list[int]) -> dict[str, dict[str, float]]:
+    """Keypoint and box AP/AR in % over image_ids; all zero when there is no detection."""
+    scores = {}
+    for iou_type, index in STAT_INDEX.items():
+        if not detections:
+            scores[iou_type] = dict.fromkeys(METRICS, 0.0)
+            continue
+        with _quiet_stdout():
+            dt = coco.loadRes([dict(d) for d in detections])
+            evaluator = COCOeval(coco, dt, iou_type)
+            evaluator.params.imgIds = sorted(image_ids)
+            evaluator.evaluate()
+            evaluator.accumulate()
+            evaluator.summarize()
+        stats = np.maximum(evaluator.stats, 0.0) * 100
+        scores[iou_type] = {
+            m: round(float(stats[i]), 2) for m, i in zip(METRICS, index, strict=True)
+        }
+    return scores
+
+
+def format_table(results: list[EvalResult]) -> str:
+    """One row per model: keypoint then box metrics, in %."""
+    head = f"{'model':<22}{'resize':<10}{'images':>7}  "
+    metrics = "".join(f"{m:>7}" for m in METRICS)
+    lines = [
+        f"{'':<41}{'keypoints':<42}box",
+        f"{head}{metrics} {metrics}",
+    ]
+    for r in results:
+        kp = "".join(f"{r.keypoints[m]:>7.1f}" for m in METRICS)
+        bx = "".join(f"{r.bbox[m]:>7.1f}" for m in METRICS)
+        lines.append(f"{r.model:<22}{r.settings['resize']:<10}{r.images:>7}  {kp} {bx}")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real models, photos and COCO data in ../shared, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POSECLI_SHARED", ROOT.parent / "shared")).resolve()
+MODELS = SHARED / "models"
+IMAGES = SHARED / "images"
+COCO = SHARED / "coco"
+COCO_IMAGES = COCO / "val2017"
+COCO_ANNOTATIONS = COCO / "person_keypoints_val2017_dev.json"
+BUS, ZIDANE = IMAGES / "bus.jpg", IMAGES / "zidane.jpg"
+DEFAULT_MODEL = MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite"
+
+if not DEFAULT_MODEL.is_file():
+    raise pytest.UsageError(f"the shared models are missing: {MODELS} (set POSECLI_SHARED)")
+os.environ["POSECLI_MODELS"] = str(MODELS)
+
+
+def coco_files(n: int | None = None) -> list[Path]:
+    """The first n COCO val2017 images by name."""
+    return sorted(COCO_IMAGES.glob("*.jpg"))[:n]
+
+
+def run_cli(*args, stdin: bytes | None = None, env: dict | None = None, cwd=None):
+    """Run `python -m posecli ARGS` and return the completed process (bytes output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "posecli", *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def jsonl_records(stdout: bytes) -> list[dict]:
+    """Parse JSONL output into records."""
+    return [json.loads(line) for line in stdout.decode().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def estimator():
+    """The default model with default settings."""
+    from posecli import PoseEstimator
+
+    return PoseEstimator()
