@@ -1,0 +1,208 @@
+"""The command line through subprocess: sources, stdin, options, exit statuses, models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import BUS, COCO_IMAGES, IMAGES, MODELS, ZIDANE, coco_files, jsonl_records, run_cli
+from tflite_builder import write_constant_model
+
+from posecli.models import load_manifest, sha256_of
+
+
+def test_version_and_help_work_as_module_and_script():
+    assert run_cli("--version").stdout.decode().startswith("posecli, version ")
+    assert b"infer" in run_cli("--help").stdout
+    script = shutil.which("posecli")
+    assert script and subprocess.run([script, "--help"], capture_output=True).returncode == 0
+
+
+def test_paths_from_stdin_are_processed_in_order():
+    files = [ZIDANE, *coco_files(3), BUS]
+    stdin = "".join(f"{f}\n" for f in files).encode()
+    proc = run_cli("infer", "-", "--format", "jsonl", stdin=stdin)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(f) for f in files]
+
+
+def test_folder_glob_and_file_sources(tmp_path):
+    proc = run_cli("infer", IMAGES, f"{COCO_IMAGES}/00000000013*.jpg", BUS, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    images = [r["image"] for r in jsonl_records(proc.stdout)]
+    assert images[:2] == [str(BUS), str(ZIDANE)] and images[-1] == str(BUS)
+    assert all("00000000013" in i for i in images[2:-1]) and len(images) > 3
+
+
+def test_missing_file_is_named_and_the_rest_still_written():
+    proc = run_cli("infer", BUS, "/nonexistent/x.jpg", ZIDANE, "-f", "jsonl")
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert "posecli: error: /nonexistent/x.jpg: no such file or directory" in err
+    assert "Traceback" not in err
+    assert "2 images, " in err and ", 1 failed" in err
+    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS), str(ZIDANE)]
+
+
+def test_quiet_prints_nothing_on_stderr_but_errors():
+    ok = run_cli("infer", BUS, ZIDANE, "-q", "-f", "jsonl")
+    assert ok.returncode == 0 and ok.stderr == b""
+    bad = run_cli("infer", BUS, "nope.jpg", "-q", "-f", "jsonl")
+    assert bad.stderr.decode().splitlines() == ["posecli: error: nope.jpg: no such file or directory"]
+
+
+def test_missing_model_says_how_to_get_it(tmp_path):
+    env = {"POSECLI_MODELS": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = run_cli("infer", BUS, env=env)
+    assert proc.returncode == 2
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and "posecli models pull yolov8n-pose-256" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b""), "not a usable TFLite model"),
+        (lambda p: p.write_bytes((MODELS / "yolov8n_192_quant_pc_uf_pose_coco-st.tflite")
+                                 .read_bytes()[:50000]), "not a usable TFLite model"),  # fmt: skip
+        (lambda p: p.write_text("hello, not a model\n" * 100), "not a usable TFLite model"),
+        (lambda p: write_constant_model(p, 256, [1, 84, 1344]), "is not the pose layout"),
+        (lambda p: write_constant_model(p, 256, [1, 5, 1344]), "is not the pose layout"),
+    ],
+    ids=["empty", "truncated", "text", "detection-84", "detection-5"],
+)
+def test_bad_model_files_exit_2_with_one_line(tmp_path, make, reason):
+    model = tmp_path / "model.tflite"
+    make(model)
+    proc = run_cli("infer", "-m", model, BUS)
+    assert proc.returncode == 2
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"posecli: error: {model}: ") and reason in lines[0]
+
+
+def test_model_path_that_does_not_exist():
+    proc = run_cli("infer", "-m", "nowhere/model.tflite", BUS)
+    assert proc.returncode == 2 and b"no such model file" in proc.stderr
+
+
+def test_imgsz_picks_the_matching_model_and_excludes_m():
+    proc = run_cli("models", "info", "yolov8n-pose-320")
+    assert b"input: shape [1, 320, 320, 3] uint8" in proc.stdout
+    assert b"output: shape [1, 56, 2100] float32" in proc.stdout
+    small = jsonl_records(run_cli("infer", BUS, "--imgsz", "192", "-f", "jsonl").stdout)
+    large = jsonl_records(run_cli("infer", BUS, "--imgsz", "320", "-f", "jsonl").stdout)
+    assert small != large and small[0]["poses"] and large[0]["poses"]
+    both = run_cli("infer", BUS, "--imgsz", "192", "-m", "yolov8n-pose-256")
+    assert both.returncode == 2 and b"not both" in both.stderr
+
+
+def test_models_info_reports_quantization_kind():
+    per_tensor = run_cli("models", "info", "yolov8n-pose-256-pt").stdout.decode()
+    per_channel = run_cli("models", "info", MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite")
+    assert "quantization: per-tensor" in per_tensor
+    assert "quantization: per-channel" in per_channel.stdout.decode()
+
+
+def test_models_pull_from_a_folder_then_list_shows_them(tmp_path):
+    env = {"POSECLI_MODELS": "", "XDG_CACHE_HOME": str(tmp_path)}
+    before = run_cli("models", "list", env=env).stdout.decode()
+    assert before.count("not installed") == len(load_manifest()[1])
+    proc = run_cli("models", "pull", "yolov8n-pose-192", "--from", MODELS, env=env)
+    assert proc.returncode == 0, proc.stderr
+    installed = tmp_path / "posecli/models/yolov8n_192_quant_pc_uf_pose_coco-st.tflite"
+    assert sha256_of(installed) == load_manifest()[1]["yolov8n-pose-192"].sha256
+    after = run_cli("models", "list", env=env).stdout.decode()
+    assert str(installed) in after and after.count("not installed") == len(load_manifest()[1]) - 1
+    assert run_cli("infer", BUS, "--imgsz", "192", env=env).returncode == 0
+    assert not list(installed.parent.glob(".*part"))
+
+
+def test_pull_refuses_a_checksum_mismatch_and_installs_nothing(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    damaged = bytearray((MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").read_bytes())
+    damaged[1000] ^= 0xFF
+    (source / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").write_bytes(damaged)
+    dest = tmp_path / "dest"
+    proc = run_cli("models", "pull", "yolov8n-pose-256", "--from", source, "--dest", dest)
+    assert proc.returncode == 2
+    assert b"does not match the manifest" in proc.stderr and b"Traceback" not in proc.stderr
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_a_damaged_installed_model_is_refused_at_load(tmp_path):
+    damaged = bytearray((MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").read_bytes())
+    damaged[-10] ^= 0xFF
+    (tmp_path / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").write_bytes(damaged)
+    proc = run_cli("infer", BUS, env={"POSECLI_MODELS": str(tmp_path)})
+    assert proc.returncode == 2 and b"does not match the manifest" in proc.stderr
+
+
+def test_save_dir_writes_annotated_copies_and_never_the_input(tmp_path):
+    shutil.copy(BUS, tmp_path / "bus.jpg")
+    out = tmp_path / "annotated"
+    proc = run_cli("infer", tmp_path / "bus.jpg", ZIDANE, "--save-dir", out, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    import cv2
+
+    saved = cv2.imread(str(out / "bus.jpg"))
+    assert saved.shape == (1080, 810, 3)
+    assert (saved != cv2.imread(str(BUS))).any()
+    assert (out / "zidane.jpg").is_file()
+    same = run_cli("infer", tmp_path / "bus.jpg", "--save-dir", tmp_path)
+    assert same.returncode == 1 and b"would overwrite the input" in same.stderr
+    assert (tmp_path / "bus.jpg").read_bytes() == BUS.read_bytes()
+
+
+def test_save_dir_does_not_change_the_results(tmp_path):
+    plain = run_cli("infer", BUS, ZIDANE, "-f", "jsonl").stdout
+    saving = run_cli("infer", BUS, ZIDANE, "-f", "jsonl", "--save-dir", tmp_path).stdout
+    assert plain == saving
+
+
+def test_shards_split_the_input_without_overlap():
+    full = {r["image"] for r in jsonl_records(run_cli("infer", COCO_IMAGES, "-f", "jsonl").stdout)}
+    shards = [
+        {r["image"] for r in jsonl_records(run_cli("infer", COCO_IMAGES, "--shard", f"{i}/3",
+                                                   "-f", "jsonl").stdout)}  # fmt: skip
+        for i in range(3)
+    ]
+    assert set.union(*shards) == full
+    assert sum(len(s) for s in shards) == len(full)
+    assert all(len(s) > len(full) / 6 for s in shards)
+    bad = run_cli("infer", BUS, "--shard", "3/3")
+    assert bad.returncode == 2 and b"--shard" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU parallel is not installed")
+def test_readme_gnu_parallel_example_gives_the_whole_result(tmp_path):
+    """The README's example: 4 shards in parallel, concatenated JSONL equals one full run."""
+    command = (
+        f"parallel --will-cite -j 2 posecli infer {COCO_IMAGES} --shard {{}}/4 --format jsonl "
+        f"--quiet ::: 0 1 2 3 > {tmp_path}/all.jsonl"
+    )
+    subprocess.run(command, shell=True, check=True, timeout=600)
+    sharded = sorted((tmp_path / "all.jsonl").read_text().splitlines())
+    full = sorted(run_cli("infer", COCO_IMAGES, "-f", "jsonl").stdout.decode().splitlines())
+    assert sharded == full
+
+
+def test_usage_errors_exit_2():
+    assert run_cli("infer").returncode == 2
+    assert run_cli("infer", BUS, "--conf", "2").returncode == 2
+    assert run_cli("infer", BUS, "--format", "xml").returncode == 2
+    proc = run_cli("infer", BUS, "--skip-existing")
+    assert proc.returncode == 2 and b"--skip-existing needs" in proc.stderr
+
+
+def test_json_output_of_eval_is_one_object(tmp_path):
+    from conftest import COCO_ANNOTATIONS
+
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", COCO_IMAGES,
+                   "--limit", "20", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["images"] == 20 and result["model"] == "yolov8n-pose-256"
+    assert set(result["keypoints"]) == {"AP", "AP50", "AP75", "APm", "APl", "AR"}
