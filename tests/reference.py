@@ -14,8 +14,9 @@ from ai_edge_litert.interpreter import Interpreter
 class ReferencePose:
     """Straightforward pose estimator: one image at a time, no vectorisation."""
 
-    def __init__(self, model_path, conf=0.25, iou=0.7, max_det=100, resize="letterbox",
-                 reduced=False):  # fmt: skip
+    def __init__(
+        self, model_path, conf=0.25, iou=0.7, max_det=100, resize="letterbox", reduced=False
+    ):
         self.interpreter = Interpreter(model_path=str(model_path), num_threads=2)
         self.interpreter.allocate_tensors()
         self.size = int(self.interpreter.get_input_details()[0]["shape"][1])
@@ -29,13 +30,16 @@ class ReferencePose:
         S = self.size
         f = self.reduction(w, h) if self.reduced else 1
         if f > 1:
-            flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                    8: cv2.IMREAD_REDUCED_COLOR_8}[f]  # fmt: skip
+            flag = {
+                2: cv2.IMREAD_REDUCED_COLOR_2,
+                4: cv2.IMREAD_REDUCED_COLOR_4,
+                8: cv2.IMREAD_REDUCED_COLOR_8,
+            }[f]
             img = cv2.imread(str(image_path), flag)
         w_in, h_in = img.shape[1], img.shape[0]
         if self.resize == "letterbox":
             r = min(S / w_in, S / h_in)
-            nw, nh = int(round(w_in * r)), int(round(h_in * r))
+            nw, nh = round(w_in * r), round(h_in * r)
             canvas = np.full((S, S, 3), 114, dtype=np.uint8)
             dx, dy = (S - nw) // 2, (S - nh) // 2
             canvas[dy : dy + nh, dx : dx + nw] = cv2.resize(img, (nw, nh))
@@ -56,11 +60,20 @@ class ReferencePose:
                 continue
             cx, cy, bw, bh = (float(v) * S for v in out[0:4, j])
             kpts = [
-                [float(out[5 + 3 * k, j]) * S, float(out[6 + 3 * k, j]) * S, float(out[7 + 3 * k, j])]
+                [
+                    float(out[5 + 3 * k, j]) * S,
+                    float(out[6 + 3 * k, j]) * S,
+                    float(out[7 + 3 * k, j]),
+                ]
                 for k in range(17)
             ]
-            dets.append({"score": score, "box": [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2],
-                         "keypoints": kpts})  # fmt: skip
+            dets.append(
+                {
+                    "score": score,
+                    "box": [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2],
+                    "keypoints": kpts,
+                }
+            )
         dets.sort(key=lambda d: -d["score"])
         kept = []
         for d in dets:
@@ -80,13 +93,12 @@ class ReferencePose:
             people.append({"score": d["score"], "box": [x1, y1, x2, y2], "keypoints": kpts})
         return people
 
-
     def reduction(self, w: int, h: int) -> int:
         """Largest JPEG scale-down 8, 4 or 2 that leaves the image no smaller than its resize."""
         S = self.size
         if self.resize == "letterbox":
             r = min(S / w, S / h)
-            need_w, need_h = int(round(w * r)), int(round(h * r))
+            need_w, need_h = round(w * r), round(h * r)
         else:
             need_w, need_h = S, S
         return next((f for f in (8, 4, 2) if w / f >= need_w and h / f >= need_h), 1)

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import BUS, COCO_IMAGES, IMAGES, MODELS, ZIDANE, coco_files, jsonl_records, run_cli
-from tflite_builder import write_constant_model
 
 from posecli.models import load_manifest, sha256_of
+
+from conftest import BUS, COCO_IMAGES, IMAGES, MODELS, ZIDANE, coco_files, jsonl_records, run_cli
+from tflite_builder import write_constant_model
 
 
 def test_version_and_help_work_as_module_and_script():
     assert run_cli("--version").stdout.decode().startswith("posecli, version ")
     assert b"infer" in run_cli("--help").stdout
-    script = shutil.which("posecli")
-    assert script and subprocess.run([script, "--help"], capture_output=True).returncode == 0
+    script = Path(sys.executable).with_name("posecli")
+    assert subprocess.run([script, "--help"], capture_output=True).returncode == 0
 
 
 def test_paths_from_stdin_are_processed_in_order():
@@ -50,7 +54,9 @@ def test_quiet_prints_nothing_on_stderr_but_errors():
     ok = run_cli("infer", BUS, ZIDANE, "-q", "-f", "jsonl")
     assert ok.returncode == 0 and ok.stderr == b""
     bad = run_cli("infer", BUS, "nope.jpg", "-q", "-f", "jsonl")
-    assert bad.stderr.decode().splitlines() == ["posecli: error: nope.jpg: no such file or directory"]
+    assert bad.stderr.decode().splitlines() == [
+        "posecli: error: nope.jpg: no such file or directory"
+    ]
 
 
 def test_missing_model_says_how_to_get_it(tmp_path):
@@ -65,8 +71,12 @@ def test_missing_model_says_how_to_get_it(tmp_path):
     ("make", "reason"),
     [
         (lambda p: p.write_bytes(b""), "not a usable TFLite model"),
-        (lambda p: p.write_bytes((MODELS / "yolov8n_192_quant_pc_uf_pose_coco-st.tflite")
-                                 .read_bytes()[:50000]), "not a usable TFLite model"),  # fmt: skip
+        (
+            lambda p: p.write_bytes(
+                (MODELS / "yolov8n_192_quant_pc_uf_pose_coco-st.tflite").read_bytes()[:50000]
+            ),
+            "not a usable TFLite model",
+        ),
         (lambda p: p.write_text("hello, not a model\n" * 100), "not a usable TFLite model"),
         (lambda p: write_constant_model(p, 256, [1, 84, 1344]), "is not the pose layout"),
         (lambda p: write_constant_model(p, 256, [1, 5, 1344]), "is not the pose layout"),
@@ -79,7 +89,9 @@ def test_bad_model_files_exit_2_with_one_line(tmp_path, make, reason):
     proc = run_cli("infer", "-m", model, BUS)
     assert proc.returncode == 2
     lines = proc.stderr.decode().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"posecli: error: {model}: ") and reason in lines[0]
+    assert (
+        len(lines) == 1 and lines[0].startswith(f"posecli: error: {model}: ") and reason in lines[0]
+    )
 
 
 def test_model_path_that_does_not_exist():
@@ -165,8 +177,12 @@ def test_save_dir_does_not_change_the_results(tmp_path):
 def test_shards_split_the_input_without_overlap():
     full = {r["image"] for r in jsonl_records(run_cli("infer", COCO_IMAGES, "-f", "jsonl").stdout)}
     shards = [
-        {r["image"] for r in jsonl_records(run_cli("infer", COCO_IMAGES, "--shard", f"{i}/3",
-                                                   "-f", "jsonl").stdout)}  # fmt: skip
+        {
+            r["image"]
+            for r in jsonl_records(
+                run_cli("infer", COCO_IMAGES, "--shard", f"{i}/3", "-f", "jsonl").stdout
+            )
+        }
         for i in range(3)
     ]
     assert set.union(*shards) == full
@@ -183,7 +199,8 @@ def test_readme_gnu_parallel_example_gives_the_whole_result(tmp_path):
         f"parallel --will-cite -j 2 posecli infer {COCO_IMAGES} --shard {{}}/4 --format jsonl "
         f"--quiet ::: 0 1 2 3 > {tmp_path}/all.jsonl"
     )
-    subprocess.run(command, shell=True, check=True, timeout=600)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    subprocess.run(command, shell=True, check=True, timeout=600, env={**os.environ, "PATH": path})
     sharded = sorted((tmp_path / "all.jsonl").read_text().splitlines())
     full = sorted(run_cli("infer", COCO_IMAGES, "-f", "jsonl").stdout.decode().splitlines())
     assert sharded == full
@@ -200,8 +217,16 @@ def test_usage_errors_exit_2():
 def test_json_output_of_eval_is_one_object(tmp_path):
     from conftest import COCO_ANNOTATIONS
 
-    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", COCO_IMAGES,
-                   "--limit", "20", "--json")  # fmt: skip
+    proc = run_cli(
+        "eval",
+        "--annotations",
+        COCO_ANNOTATIONS,
+        "--images",
+        COCO_IMAGES,
+        "--limit",
+        "20",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["images"] == 20 and result["model"] == "yolov8n-pose-256"

@@ -9,10 +9,11 @@ from importlib import resources
 
 import jsonschema
 import pytest
-from conftest import BUS, COCO_ANNOTATIONS, ZIDANE, coco_files, jsonl_records, run_cli
 from pycocotools.coco import COCO
 
 from posecli.pose import KEYPOINT_NAMES
+
+from conftest import BUS, COCO_ANNOTATIONS, ZIDANE, coco_files, jsonl_records, run_cli
 
 FILES = [BUS, ZIDANE, *coco_files(4)]
 COCO_ONLY = coco_files(6)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, run_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from reference import ReferencePose, iou, match
 
 from posecli import PoseEstimator
 from posecli.decode import decode_poses, nms
 from posecli.preprocess import Transform, to_model_input
+
+from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, run_cli
+from reference import ReferencePose, iou, match
 
 # People checked by eye on the sample photos, as [x1, y1, x2, y2] in image pixels.
 BUS_PEOPLE = [[50, 398, 245, 905], [215, 405, 345, 860], [668, 390, 810, 880]]
@@ -59,8 +60,10 @@ def test_input_size_is_read_from_the_model():
 
 
 def _agreement(reference: ReferencePose, records: list[dict], files: list) -> tuple[float, float]:
-    """Share of reference people matched at IoU > 0.9, and the worst keypoint distance among them."""
-    pairs = [p for f, rec in zip(files, records, strict=True) for p in match(reference(f), rec["poses"])]
+    """Share of reference people matched at IoU > 0.9, and the worst keypoint gap among them."""
+    pairs = [
+        p for f, rec in zip(files, records, strict=True) for p in match(reference(f), rec["poses"])
+    ]
     matched = [(r, f) for r, f, overlap in pairs if overlap > 0.9]
     worst = max(
         np.abs(np.array(r["keypoints"])[:, :2] - np.array(f["keypoints"])[:, :2]).max()
@@ -77,8 +80,9 @@ def test_cli_agrees_with_an_independent_implementation(reduced):
     assert proc.returncode == 0, proc.stderr
     records = jsonl_records(proc.stdout)
     assert [r["image"] for r in records] == [str(f) for f in files]
-    reference = ReferencePose(BUS.parents[1] / "models/yolov8n_256_quant_pc_uf_pose_coco-st.tflite",
-                              reduced=reduced)  # fmt: skip
+    reference = ReferencePose(
+        BUS.parents[1] / "models/yolov8n_256_quant_pc_uf_pose_coco-st.tflite", reduced=reduced
+    )
     share, worst = _agreement(reference, records, files)
     assert share >= 0.95
     assert worst <= 2.0
@@ -150,8 +154,9 @@ def test_nms_matches_brute_force(n, seed, threshold, max_det):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    output=arrays(np.float32, (56, 756), elements=st.floats(width=32, allow_nan=True,
-                                                             allow_infinity=True)),  # fmt: skip
+    output=arrays(
+        np.float32, (56, 756), elements=st.floats(width=32, allow_nan=True, allow_infinity=True)
+    ),
     width=st.integers(1, 5000),
     height=st.integers(1, 5000),
     conf=st.floats(0, 1),

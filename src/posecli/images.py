@@ -61,17 +61,27 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     return data
 
 
-def read_header(data: bytes) -> Header | None:
-    """Format, upright size and orientation from the header alone; None if Pillow can't tell."""
+def too_large(pixels: str, max_pixels: int) -> ImageError:
+    """The error for an image over the pixel limit."""
+    return ImageError(f"image has {pixels} pixels, above the limit of {max_pixels} (--max-pixels)")
+
+
+def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header | None:
+    """Format, upright size and orientation from the header alone; None if Pillow can't tell.
+
+    Images over max_pixels (or over Pillow's own hard limit) are refused before any decoding.
+    """
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
             orientation = int(im.getexif().get(EXIF_ORIENTATION, 1))
             fmt = im.format
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"image too large to open safely ({exc})") from exc
+        raise too_large(f"more than {2 * Image.MAX_IMAGE_PIXELS}", max_pixels) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
+    if width * height > max_pixels:
+        raise too_large(f"{width}x{height} = {width * height}", max_pixels)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return Header(fmt, width, height, orientation if 1 <= orientation <= 8 else 1)
@@ -109,12 +119,7 @@ def decode(
     max_reduction: Callable[[int, int], float] | None = None,
 ) -> LoadedImage:
     """Decode encoded image bytes to upright 8-bit BGR, scaled down by up to max_reduction(w, h)."""
-    header = read_header(data)
-    if header is not None and header.width * header.height > max_pixels:
-        raise ImageError(
-            f"image is {header.width}x{header.height} = {header.width * header.height} pixels, "
-            f"above the limit of {max_pixels} (--max-pixels)"
-        )
+    header = read_header(data, max_pixels)
     reduction, flag = 1, cv2.IMREAD_COLOR
     if header is not None and max_reduction is not None:
         reduction, flag = pick_reduction(header, max_reduction(header.width, header.height))
