@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, evaluate, images, models
+from . import bench as bench_module
 from .draw import draw_poses
 from .errors import ImageError, PoseCliError
 from .estimator import PoseEstimator
@@ -427,6 +428,45 @@ def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> int:
             click.echo(json.dumps(row.to_dict()))
     else:
         click.echo(evaluate.format_table(rows))
+    return EXIT_OK
+
+
+@cli.command()
+@model_options
+@pipeline_options
+@click.option(
+    "--conf",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="Person score threshold.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of images (default: a synthetic one).",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Images to run (the folder's images are cycled).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def bench(images_dir, count, as_json, **options) -> int:
+    """Per-stage milliseconds and end-to-end vs invoke-only images/s, measured in one run."""
+    estimator = build_estimator(**options)
+    images_found = None
+    if images_dir is not None:
+        images_found = [Path(i.path) for i in expand([str(images_dir)], False).items]
+        if not images_found:
+            raise PoseCliError(f"{images_dir}: no images in this folder")
+    report = bench_module.run(estimator, images_found, count)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.table())
     return EXIT_OK
 
 

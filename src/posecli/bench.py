@@ -1,0 +1,122 @@
+"""posecli bench: per-stage timings, and end-to-end vs invoke-only throughput in one run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from itertools import cycle, islice, pairwise
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .estimator import PoseEstimator
+from .pose import ImageResult
+from .writers import make_writer
+
+STAGES = ("read_decode", "letterbox", "invoke", "decode_nms", "write")
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """Mean milliseconds per stage (serial), and images/s end to end and for invoke alone."""
+
+    model: str
+    input_size: int
+    images: int
+    threads: int
+    stage_ms: dict[str, float]
+    end_to_end_ips: float
+    invoke_only_ips: float
+
+    @property
+    def ratio(self) -> float:
+        """End-to-end images/s as a fraction of invoke-only images/s."""
+        return self.end_to_end_ips / self.invoke_only_ips
+
+    def to_dict(self) -> dict:
+        """The --json form."""
+        return {**asdict(self), "ratio": round(self.ratio, 3)}
+
+    def table(self) -> str:
+        """Human-readable report."""
+        lines = [f"model {self.model} ({self.input_size}x{self.input_size}), "
+                 f"{self.images} images, {self.threads} threads"]  # fmt: skip
+        lines += [f"  {stage:<14}{ms:8.2f} ms/image" for stage, ms in self.stage_ms.items()]
+        lines += [
+            f"  {'end-to-end':<14}{self.end_to_end_ips:8.1f} images/s (pipelined infer)",
+            f"  {'invoke-only':<14}{self.invoke_only_ips:8.1f} images/s",
+            f"  {'ratio':<14}{self.ratio:8.2f}",
+        ]
+        return "\n".join(lines)
+
+
+def synthetic_image(folder: Path) -> Path:
+    """A 1280x720 JPEG of smooth shapes and noise, for benchmarking without photos."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 60, (720, 1280, 3), dtype=np.uint8)
+    for _ in range(40):
+        center = (int(rng.integers(0, 1280)), int(rng.integers(0, 720)))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        cv2.circle(image, center, int(rng.integers(10, 120)), color, -1)
+    path = folder / "synthetic.jpg"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
+    """Mean ms per stage, running the stages one after another on each image."""
+    totals = np.zeros(len(STAGES))
+    writer = make_writer("jsonl", Path(os.devnull))
+    for path in paths:
+        marks = [time.perf_counter()]
+        loaded = estimator.load(path)
+        marks.append(time.perf_counter())
+        rgb, transform = estimator.preprocess(loaded)
+        marks.append(time.perf_counter())
+        output = estimator.run(rgb)
+        marks.append(time.perf_counter())
+        poses = estimator.decode(output, transform, loaded.width, loaded.height)
+        marks.append(time.perf_counter())
+        writer.write(ImageResult(path, loaded.width, loaded.height, poses))
+        marks.append(time.perf_counter())
+        totals += [b - a for a, b in pairwise(marks)]
+    writer.close()
+    return {
+        stage: round(ms, 3) for stage, ms in zip(STAGES, totals * 1000 / len(paths), strict=True)
+    }
+
+
+def end_to_end_ips(estimator: PoseEstimator, paths: list[str]) -> float:
+    """Images/s of the pipelined path that `infer` uses, writing JSONL to /dev/null."""
+    writer = make_writer("jsonl", Path(os.devnull))
+    start = time.perf_counter()
+    for result in estimator.predict_files(paths):
+        writer.write(result)
+    writer.close()
+    return len(paths) / (time.perf_counter() - start)
+
+
+def invoke_only_ips(estimator: PoseEstimator, count: int) -> float:
+    """Images/s of the interpreter alone on one prepared input."""
+    rgb = np.full((estimator.input_size, estimator.input_size, 3), 114, np.uint8)
+    estimator.run(rgb)
+    start = time.perf_counter()
+    for _ in range(count):
+        estimator.run(rgb)
+    return count / (time.perf_counter() - start)
+
+
+def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> BenchReport:
+    """Benchmark on `count` images cycled from `images` (a synthetic photo when none)."""
+    with tempfile.TemporaryDirectory(prefix="posecli-bench-") as tmp:
+        sources = images or [synthetic_image(Path(tmp))]
+        paths = [str(p) for p in islice(cycle(sources), count)]
+        estimator.predict_file(paths[0])
+        stages = stage_times(estimator, paths)
+        e2e = end_to_end_ips(estimator, paths)
+        invoke = invoke_only_ips(estimator, count)
+    return BenchReport(estimator.model_name, estimator.input_size, count, estimator.threads,
+                       stages, round(e2e, 1), round(invoke, 1))  # fmt: skip
