@@ -31,7 +31,6 @@ class ReferencePose:
         f = self.reduction(w, h) if self.reduced else 1
         if f > 1:
             flag = {
-                2: cv2.IMREAD_REDUCED_COLOR_2,
                 4: cv2.IMREAD_REDUCED_COLOR_4,
                 8: cv2.IMREAD_REDUCED_COLOR_8,
             }[f]
@@ -94,14 +93,14 @@ class ReferencePose:
         return people
 
     def reduction(self, w: int, h: int) -> int:
-        """Largest JPEG scale-down 8, 4 or 2 that leaves the image no smaller than its resize."""
+        """Largest JPEG scale-down, 8 or 4, that leaves the image no smaller than its resize."""
         S = self.size
         if self.resize == "letterbox":
             r = min(S / w, S / h)
             need_w, need_h = round(w * r), round(h * r)
         else:
             need_w, need_h = S, S
-        return next((f for f in (8, 4, 2) if w / f >= need_w and h / f >= need_h), 1)
+        return next((f for f in (8, 4) if w / f >= need_w and h / f >= need_h), 1)
 
 
 def iou(a, b) -> float:

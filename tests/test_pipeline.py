@@ -191,3 +191,15 @@ def test_coco_folder_processes_every_image_in_order():
     assert proc.returncode == 0 and proc.stderr == b""
     records = jsonl_records(proc.stdout)
     assert [r["image"] for r in records] == [str(p) for p in coco_files()]
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "stretch"])
+@pytest.mark.parametrize("size", [(1, 1), (100, 80), (4000, 3000), (300, 5000)])
+def test_any_jpeg_size_decodes_in_both_resize_modes(tmp_path, mode, size):
+    """Small images (no reduction possible) and large ones (reduced) both give results."""
+    path = tmp_path / "image.jpg"
+    image = cv2.resize(cv2.imread(str(BUS)), size)
+    cv2.imwrite(str(path), image)
+    result = PoseEstimator(resize=mode).predict_file(path)
+    assert result.ok, result.error
+    assert (result.width, result.height) == size

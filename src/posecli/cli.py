@@ -25,7 +25,7 @@ from .runtime import PoseModel
 from .sources import Item, expand, select_shard, unique_names
 from .writers import FORMATS, make_writer
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
                   ".txt": "text"}  # fmt: skip
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -559,4 +559,7 @@ def main() -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 128 + signal.SIGPIPE
+    except Exception as exc:  # a bug: still one line, not a traceback
+        error(f"internal error: {type(exc).__name__}: {exc} (please report it)")
+        code = EXIT_INTERNAL
     sys.exit(code or 0)

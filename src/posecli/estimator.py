@@ -144,6 +144,8 @@ class PoseEstimator:
                 hook(path, full.bgr, poses)
         except ImageError as exc:
             return ImageResult(path, error=str(exc))
+        except Exception as exc:  # one bad image must not cost the rest of the batch
+            return ImageResult(path, error=f"unexpected {type(exc).__name__}: {exc}")
         return ImageResult(path, loaded.width, loaded.height, poses)
 
     def _process_with_idle_model(
