@@ -1,0 +1,175 @@
+"""posecli eval against pycocotools used directly, on the real COCO subset in ../shared/coco."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from conftest import COCO_ANNOTATIONS, COCO_IMAGES, DEFAULT_MODEL, run_cli
+from reference import ReferencePose
+
+
+def eval_json(*args) -> dict:
+    """`posecli eval ... --json` parsed; the run must succeed."""
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, *args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def ground_truth_as_results(perturb: float = 0.0) -> list[dict]:
+    """Every annotated person with keypoints, as detections (optionally with jittered points)."""
+    data = json.loads(COCO_ANNOTATIONS.read_text())
+    rng = np.random.default_rng(0)
+    results = []
+    for ann in data["annotations"]:
+        if ann["iscrowd"] or not ann["num_keypoints"]:
+            continue
+        kpts = np.array(ann["keypoints"], dtype=float).reshape(17, 3)
+        kpts[:, :2] += rng.normal(0, perturb, (17, 2)) * np.sqrt(ann["area"]) * (kpts[:, 2:] > 0)
+        results.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": 1,
+                "bbox": ann["bbox"],
+                "keypoints": kpts.ravel().tolist(),
+                "score": 1.0,
+            }
+        )
+    return results
+
+
+def test_ground_truth_scored_against_itself_is_perfect(tmp_path):
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(ground_truth_as_results()))
+    result = eval_json("--results", path)
+    assert result["keypoints"]["AP"] == pytest.approx(100.0)
+    assert result["keypoints"]["AP50"] == pytest.approx(100.0)
+
+
+def test_a_perturbed_copy_scores_lower(tmp_path):
+    path = tmp_path / "noisy.json"
+    path.write_text(json.dumps(ground_truth_as_results(perturb=0.15)))
+    result = eval_json("--results", path)
+    assert 0 < result["keypoints"]["AP"] < 90
+
+
+def reference_ap50(image_ids: list[int]) -> float:
+    """Keypoint AP50 of the independent reference pipeline, scored by pycocotools directly."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(COCO_ANNOTATIONS))
+    reference = ReferencePose(DEFAULT_MODEL, conf=0.001, reduced=True)
+    detections = []
+    for image_id in image_ids:
+        for person in reference(COCO_IMAGES / gt.imgs[image_id]["file_name"]):
+            x1, y1, x2, y2 = person["box"]
+            detections.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": person["score"],
+                    "keypoints": [v for kp in person["keypoints"] for v in kp],
+                }
+            )
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = COCOeval(gt, gt.loadRes(detections), "keypoints")
+        evaluator.params.imgIds = image_ids
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator.stats[1] * 100
+
+
+def test_a_slice_agrees_with_the_reference_within_a_point():
+    result = eval_json("--images", COCO_IMAGES, "--limit", "80")
+    ids = sorted(img["id"] for img in json.loads(COCO_ANNOTATIONS.read_text())["images"])[:80]
+    assert result["images"] == 80
+    assert result["keypoints"]["AP50"] == pytest.approx(reference_ap50(ids), abs=1.0)
+
+
+def test_the_whole_set_agrees_with_the_reference_within_0_3():
+    result = eval_json("--images", COCO_IMAGES)
+    ids = sorted(img["id"] for img in json.loads(COCO_ANNOTATIONS.read_text())["images"])
+    assert result["images"] == 408 and result["settings"]["conf"] == 0.001
+    assert result["keypoints"]["AP50"] == pytest.approx(reference_ap50(ids), abs=0.3)
+    assert result["keypoints"]["AP50"] > 40 and result["bbox"]["AP50"] > 35
+
+
+def test_several_models_give_one_table_with_a_row_each():
+    proc = run_cli(
+        "eval",
+        "--annotations",
+        COCO_ANNOTATIONS,
+        "--images",
+        COCO_IMAGES,
+        "--limit",
+        "10",
+        "-m",
+        "yolov8n-pose-192",
+        "-m",
+        "yolov8n-pose-320",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 4 and "keypoints" in lines[0] and "AP50" in lines[1]
+    assert lines[2].startswith("yolov8n-pose-192") and lines[3].startswith("yolov8n-pose-320")
+
+
+def test_save_results_writes_what_loadres_reads(tmp_path):
+    out = tmp_path / "results.json"
+    result = eval_json("--images", COCO_IMAGES, "--limit", "10", "--save-results", out)
+    again = eval_json("--results", out)
+    assert again["keypoints"]["AP50"] > 0
+    assert result["images"] == 10
+
+
+def write_annotations(path, edit) -> None:
+    """A copy of the shared annotations with `edit` applied."""
+    data = json.loads(COCO_ANNOTATIONS.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_missing_image_is_named_and_the_rest_scored(tmp_path):
+    annotations = tmp_path / "ann.json"
+    write_annotations(annotations, lambda d: d["images"][0].update(file_name="gone.jpg"))
+    proc = run_cli(
+        "eval", "--annotations", annotations, "--images", COCO_IMAGES, "--limit", "5", "--json"
+    )
+    assert proc.returncode == 1
+    assert f"{COCO_IMAGES / 'gone.jpg'}: annotated image not found" in proc.stderr.decode()
+    assert json.loads(proc.stdout)["images"] == 4
+
+
+def test_no_images_at_all_is_an_error(tmp_path):
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", tmp_path)
+    assert proc.returncode == 2 and b"none of the 408 annotated images" in proc.stderr
+
+
+def test_a_file_that_is_not_coco_keypoints_is_refused(tmp_path):
+    annotations = tmp_path / "instances.json"
+    write_annotations(annotations, lambda d: [c.pop("keypoints") for c in d["categories"]])
+    proc = run_cli("eval", "--annotations", annotations, "--images", COCO_IMAGES)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"posecli: error: {annotations}: not a COCO keypoints file (no category with 17 keypoints)"
+    ]
+    text = tmp_path / "text.json"
+    text.write_text("not json")
+    assert run_cli("eval", "--annotations", text, "--images", COCO_IMAGES).returncode == 2
+
+
+def test_results_with_unknown_image_ids_are_refused(tmp_path):
+    results = ground_truth_as_results()[:3]
+    results[1]["image_id"] = 999999999
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", path)
+    assert proc.returncode == 2
+    assert b"image_id 999999999" in proc.stderr and b"matches no annotated image" in proc.stderr
