@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -212,22 +211,3 @@ def test_usage_errors_exit_2():
     assert run_cli("infer", BUS, "--format", "xml").returncode == 2
     proc = run_cli("infer", BUS, "--skip-existing")
     assert proc.returncode == 2 and b"--skip-existing needs" in proc.stderr
-
-
-def test_json_output_of_eval_is_one_object(tmp_path):
-    from conftest import COCO_ANNOTATIONS
-
-    proc = run_cli(
-        "eval",
-        "--annotations",
-        COCO_ANNOTATIONS,
-        "--images",
-        COCO_IMAGES,
-        "--limit",
-        "20",
-        "--json",
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["images"] == 20 and result["model"] == "yolov8n-pose-256"
-    assert set(result["keypoints"]) == {"AP", "AP50", "AP75", "APm", "APl", "AR"}

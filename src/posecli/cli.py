@@ -87,6 +87,12 @@ def pipeline_options(func):
     ], func)  # fmt: skip
 
 
+def conf_option(default: float):
+    """--conf, whose default differs between infer (0.25) and eval (0.001)."""
+    return click.option("--conf", type=click.FloatRange(0, 1), default=default,
+                        show_default=True, help="Person score threshold.")  # fmt: skip
+
+
 def model_choice(model: str | None, imgsz: str | None) -> str | None:
     """The model to load from -m and --imgsz, which exclude each other."""
     if model and imgsz:
@@ -114,13 +120,7 @@ def cli() -> None:
 @click.argument("sources", nargs=-1, required=True)
 @model_options
 @pipeline_options
-@click.option(
-    "--conf",
-    type=click.FloatRange(0, 1),
-    default=0.25,
-    show_default=True,
-    help="Person score threshold.",
-)
+@conf_option(default=0.25)
 @click.option(
     "-f",
     "--format",
@@ -212,7 +212,10 @@ class Stats:
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -> Stats:
-    """Run every item through the estimator, write results, report failures; Ctrl-C safe."""
+    """Run every item through the estimator, write results, report failures; Ctrl-C safe.
+
+    The progress bar is left out when results are printed on the same terminal.
+    """
     stats = Stats()
     names = {i.path: i.name for i in items}
     hook = None
@@ -223,7 +226,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
 
     results = estimator.predict_files([i.path for i in items], hook=hook)
     try:
-        for result in with_progress(results, len(items), quiet):
+        on_terminal = not writer.sink.is_file and sys.stdout.isatty()
+        for result in with_progress(results, len(items), quiet or on_terminal):
             handle_result(result, writer, stats)
     except (KeyboardInterrupt, Interrupted):
         writer.sink.abort()
@@ -354,13 +358,7 @@ def recorded_images(jsonl: Path) -> set[str]:
 )
 @click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
 @pipeline_options
-@click.option(
-    "--conf",
-    type=click.FloatRange(0, 1),
-    default=0.001,
-    show_default=True,
-    help="Person score threshold.",
-)
+@conf_option(default=0.001)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
 @click.option(
     "--save-results",
@@ -434,13 +432,7 @@ def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> int:
 @cli.command()
 @model_options
 @pipeline_options
-@click.option(
-    "--conf",
-    type=click.FloatRange(0, 1),
-    default=0.25,
-    show_default=True,
-    help="Person score threshold.",
-)
+@conf_option(default=0.25)
 @click.option(
     "--images",
     "images_dir",
