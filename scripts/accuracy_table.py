@@ -48,9 +48,9 @@ equal:
 
 Reduced-resolution JPEG decoding (posecli's default, see the README) is on in every column
 but "full decode"; the keypoint AP50 it gains or loses against full decoding is
-{decode_deltas}. These COCO photos (640 pixels wide at most) are too small for a 1/4 or 1/8
-decode at these input sizes, so they are decoded in full either way; the README gives the
-measured effect on large photos.
+{decode_deltas}. These COCO photos (640 pixels wide at most) are too small for a 1/8 decode
+at these input sizes, so they are decoded in full either way; the README gives the measured
+effect on large photos.
 """
 
 

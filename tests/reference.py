@@ -30,11 +30,7 @@ class ReferencePose:
         S = self.size
         f = self.reduction(w, h) if self.reduced else 1
         if f > 1:
-            flag = {
-                4: cv2.IMREAD_REDUCED_COLOR_4,
-                8: cv2.IMREAD_REDUCED_COLOR_8,
-            }[f]
-            img = cv2.imread(str(image_path), flag)
+            img = cv2.imread(str(image_path), cv2.IMREAD_REDUCED_COLOR_8)
         w_in, h_in = img.shape[1], img.shape[0]
         if self.resize == "letterbox":
             r = min(S / w_in, S / h_in)
@@ -93,14 +89,14 @@ class ReferencePose:
         return people
 
     def reduction(self, w: int, h: int) -> int:
-        """Largest JPEG scale-down, 8 or 4, that leaves the image no smaller than its resize."""
+        """JPEG scale-down 8 if it leaves the image no smaller than its resize, else 1."""
         S = self.size
         if self.resize == "letterbox":
             r = min(S / w, S / h)
             need_w, need_h = round(w * r), round(h * r)
         else:
             need_w, need_h = S, S
-        return next((f for f in (8, 4) if w / f >= need_w and h / f >= need_h), 1)
+        return 8 if w / 8 >= need_w and h / 8 >= need_h else 1
 
 
 def iou(a, b) -> float:

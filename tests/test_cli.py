@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -211,3 +212,24 @@ def test_usage_errors_exit_2():
     assert run_cli("infer", BUS, "--format", "xml").returncode == 2
     proc = run_cli("infer", BUS, "--skip-existing")
     assert proc.returncode == 2 and b"--skip-existing needs" in proc.stderr
+
+
+def test_pipelined_output_is_identical_to_a_serial_run():
+    files = [BUS, ZIDANE, *coco_files(60)]
+    serial = run_cli("infer", *files, "-f", "jsonl", "--threads", "1")
+    pipelined = run_cli("infer", *files, "-f", "jsonl", "--threads", "2")
+    assert serial.returncode == pipelined.returncode == 0
+    assert serial.stdout == pipelined.stdout and serial.stdout.count(b"\n") == len(files)
+
+
+def test_bench_reports_every_stage_and_the_ratio():
+    proc = run_cli("bench", "-n", "30", "--json", "--imgsz", "192")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["input_size"] == 192 and report["images"] == 30
+    assert set(report["stage_ms"]) == {"read_decode", "letterbox", "invoke", "decode_nms", "write"}
+    assert all(ms > 0 for ms in report["stage_ms"].values())
+    assert report["ratio"] == pytest.approx(report["end_to_end_ips"] / report["invoke_only_ips"],
+                                            abs=0.01)  # fmt: skip
+    folder = run_cli("bench", "--images", COCO_IMAGES, "-n", "20")
+    assert folder.returncode == 0 and b"end-to-end" in folder.stdout

@@ -72,9 +72,21 @@ def _agreement(reference: ReferencePose, records: list[dict], files: list) -> tu
     return len(matched) / len(pairs), worst
 
 
+def large_photos(folder) -> list:
+    """bus.jpg and zidane.jpg enlarged to 3000x4000 and 4000x3000 (8x a 256 input or more)."""
+    paths = []
+    for source, size in [(BUS, (3000, 4000)), (ZIDANE, (4000, 3000))]:
+        path = folder / f"large_{source.name}"
+        big = cv2.resize(cv2.imread(str(source)), size, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        paths.append(path)
+    return paths
+
+
 @pytest.mark.parametrize("reduced", [False, True], ids=["full-decode", "reduced-decode"])
-def test_cli_agrees_with_an_independent_implementation(reduced):
-    files = [BUS, ZIDANE, *coco_files(50)]
+def test_cli_agrees_with_an_independent_implementation(reduced, tmp_path):
+    """Ordinary photos are decoded in full by default; 4000x3000 ones at 1/8 unless told not to."""
+    files = [BUS, ZIDANE, *coco_files(50), *large_photos(tmp_path)]
     args = ["infer", *files, "--format", "jsonl"] + ([] if reduced else ["--full-decode"])
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
@@ -83,6 +95,8 @@ def test_cli_agrees_with_an_independent_implementation(reduced):
     reference = ReferencePose(
         BUS.parents[1] / "models/yolov8n_256_quant_pc_uf_pose_coco-st.tflite", reduced=reduced
     )
+    reductions = [reference.reduction(r["width"], r["height"]) for r in records]
+    assert reductions == [1] * 52 + [8, 8]
     share, worst = _agreement(reference, records, files)
     assert share >= 0.95
     assert worst <= 2.0

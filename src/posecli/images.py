@@ -19,9 +19,10 @@ from .files import write_bytes_atomic
 DEFAULT_MAX_PIXELS = 150_000_000
 EXIF_ORIENTATION = 0x0112
 JPEG_FORMATS = {"JPEG", "MPO"}
-# JPEG decode scales used: 1/2 is left out, as it saves little time (entropy decoding, not
-# the IDCT, dominates) yet moved COCO keypoint AP50 by up to 0.66 (docs/accuracy.md).
-REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4))
+# JPEG decode scales used: only 1/8, for photos at least 8x the model input (4000x3000 at 256).
+# 1/2 and 1/4 save less (entropy decoding, not the IDCT, dominates) and change the pixels of
+# ordinary photos, which moved their keypoints by several pixels and COCO AP50 by up to 0.66.
+REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8),)
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
