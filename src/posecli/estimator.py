@@ -38,7 +38,8 @@ class PoseEstimator:
     """Multi-person pose estimation with an ST YOLOv8n-pose TFLite model.
 
     `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
-    for many files in input order, decoding and inferring in parallel worker threads.
+    for many files in input order, decoding and inferring in parallel worker threads. One
+    estimator's `predict` is not for concurrent use from several threads: use `predict_files`.
     """
 
     def __init__(
