@@ -204,11 +204,9 @@ def _json(obj: dict) -> str:
 
 
 def _flat_pose(pose: Pose) -> list[float]:
-    """score, x1, y1, x2, y2, then x, y, conf for each keypoint, rounded for output."""
-    kpts = pose.keypoints.astype(np.float64)
-    kpts = np.column_stack((np.round(kpts[:, :2], 2), np.round(kpts[:, 2], 5)))
-    return [round(float(pose.score), 5), *np.round(pose.box.astype(np.float64), 2).tolist(),
-            *kpts.ravel().tolist()]  # fmt: skip
+    """score, x1, y1, x2, y2, then x, y, conf for each keypoint, rounded as in JSON output."""
+    record = pose.to_dict()
+    return [record["score"], *record["box"], *(v for kp in record["keypoints"] for v in kp)]
 
 
 def _csv_text(rows: list[list]) -> str:
