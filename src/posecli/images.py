@@ -19,10 +19,10 @@ from .files import write_bytes_atomic
 DEFAULT_MAX_PIXELS = 150_000_000
 EXIF_ORIENTATION = 0x0112
 JPEG_FORMATS = {"JPEG", "MPO"}
-# JPEG decode scales used: only 1/8, for photos at least 8x the model input (4000x3000 at 256).
-# 1/2 and 1/4 save less (entropy decoding, not the IDCT, dominates) and change the pixels of
-# ordinary photos, which moved their keypoints by several pixels and COCO AP50 by up to 0.66.
-REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8),)
+# The only JPEG decode scale used: 1/8, for photos at least 8x the model input (4000x3000 at
+# 256). 1/2 and 1/4 save less (entropy decoding, not the IDCT, dominates) and change the pixels
+# of ordinary photos, which moved their keypoints by several pixels and COCO AP50 by up to 0.66.
+REDUCTION = 8
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
@@ -109,11 +109,10 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def pick_reduction(header: Header, max_reduction: float) -> tuple[int, int]:
-    """Largest JPEG scale-down (and its OpenCV flag) that stays within max_reduction."""
-    full = (1, cv2.IMREAD_COLOR)
-    if header.format not in JPEG_FORMATS:
-        return full
-    return next(((f, flag) for f, flag in REDUCED_FLAGS if f <= max_reduction), full)
+    """1/REDUCTION scale (and its OpenCV flag) for a JPEG that allows it, else full size."""
+    if header.format in JPEG_FORMATS and max_reduction >= REDUCTION:
+        return REDUCTION, cv2.IMREAD_REDUCED_COLOR_8
+    return 1, cv2.IMREAD_COLOR
 
 
 def decode(
