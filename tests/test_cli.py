@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from posecli.models import load_manifest, sha256_of
+from posecli.models import load_manifest
 
 from conftest import BUS, COCO_IMAGES, IMAGES, MODELS, ZIDANE, coco_files, jsonl_records, run_cli
 from tflite_builder import write_constant_model
@@ -124,7 +125,8 @@ def test_models_pull_from_a_folder_then_list_shows_them(tmp_path):
     proc = run_cli("models", "pull", "yolov8n-pose-192", "--from", MODELS, env=env)
     assert proc.returncode == 0, proc.stderr
     installed = tmp_path / "posecli/models/yolov8n_192_quant_pc_uf_pose_coco-st.tflite"
-    assert sha256_of(installed) == load_manifest()[1]["yolov8n-pose-192"].sha256
+    digest = hashlib.sha256(installed.read_bytes()).hexdigest()
+    assert digest == load_manifest()[1]["yolov8n-pose-192"].sha256
     after = run_cli("models", "list", env=env).stdout.decode()
     assert str(installed) in after and after.count("not installed") == len(load_manifest()[1]) - 1
     assert run_cli("infer", BUS, "--imgsz", "192", env=env).returncode == 0

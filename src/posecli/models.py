@@ -48,11 +48,6 @@ def search_dirs() -> list[Path]:
     return [*dirs, cache_dir()]
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def find_file(spec: ModelSpec) -> Path | None:
     """The first copy of a manifest model on the search path, or None."""
     return next((d / spec.file for d in search_dirs() if (d / spec.file).is_file()), None)
@@ -60,17 +55,17 @@ def find_file(spec: ModelSpec) -> Path | None:
 
 def verify(spec: ModelSpec, path: Path) -> None:
     """Refuse a file whose sha256 differs from the manifest's."""
-    digest = sha256_of(path)
+    check_digest(spec, path.read_bytes(), path)
+
+
+def check_digest(spec: ModelSpec, data: bytes, origin: object) -> None:
+    """Refuse model bytes (from origin, a path or URL) whose sha256 is not the manifest's."""
+    digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
-        raise ModelError(_mismatch(path, digest, spec))
-
-
-def _mismatch(origin: object, digest: str, spec: ModelSpec) -> str:
-    """The message for a file whose checksum is not the manifest's."""
-    return (
-        f"{origin}: sha256 {digest[:12]}... does not match the manifest's {spec.sha256[:12]}... "
-        f"for {spec.name}; the file is damaged or another model"
-    )
+        raise ModelError(
+            f"{origin}: sha256 {digest[:12]}... does not match the manifest's "
+            f"{spec.sha256[:12]}... for {spec.name}; the file is damaged or another model"
+        )
 
 
 def model_for_size(imgsz: int) -> str:
@@ -105,10 +100,7 @@ def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
 def pull(spec: ModelSpec, source_dir: Path | None = None, dest_dir: Path | None = None) -> Path:
     """Copy a model from source_dir (or download it), verify its sha256, and install it."""
     data = _fetch(spec, source_dir)
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        origin = source_dir / spec.file if source_dir else spec.url
-        raise ModelError(_mismatch(origin, digest, spec))
+    check_digest(spec, data, source_dir / spec.file if source_dir else spec.url)
     final = (dest_dir or cache_dir()) / spec.file
     write_bytes_atomic(final, data)
     return final
