@@ -222,7 +222,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
     if save_dir is not None:
 
         def hook(path: str, bgr, poses: list[Pose]) -> None:
-            save_annotated(path, save_dir / names[path], bgr, poses, kpt_conf)
+            save_annotated(path, annotated_copy(save_dir, names[path]), bgr, poses, kpt_conf)
 
     results = estimator.predict_files([i.path for i in items], hook=hook)
     try:
@@ -262,8 +262,6 @@ def with_progress(
 
 def save_annotated(path: str, dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> None:
     """Write the annotated copy of an image atomically, never over the input itself."""
-    if dest.suffix.lower() not in SAVE_SUFFIXES:
-        dest = dest.with_suffix(".jpg")
     if dest.exists() and os.path.samefile(dest, path):
         raise ImageError(f"{dest}: --save-dir would overwrite the input image")
     try:
@@ -299,16 +297,16 @@ def finished_images(jsonl: Path | None, save_dir: Path | None, items: list[Item]
         recorded = recorded_images(jsonl)
         done = {p for p in done if printable_path(p) in recorded}
     if save_dir is not None:
-        done = {i.path for i in items if i.path in done and saved_copy_exists(save_dir, i.name)}
+        done = {
+            i.path for i in items if i.path in done and annotated_copy(save_dir, i.name).is_file()
+        }
     return done
 
 
-def saved_copy_exists(save_dir: Path, name: str) -> bool:
-    """True if the annotated copy of an image is already in save_dir."""
+def annotated_copy(save_dir: Path, name: str) -> Path:
+    """Where the annotated copy of an image goes: its name, as .jpg if OpenCV can't write it."""
     dest = save_dir / name
-    if dest.suffix.lower() not in SAVE_SUFFIXES:
-        dest = dest.with_suffix(".jpg")
-    return dest.is_file()
+    return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
 
 
 def recorded_images(jsonl: Path) -> set[str]:
@@ -373,24 +371,24 @@ def eval_command(annotations, images_dir, results, model_names, all_models, limi
     """COCO keypoint and box AP of models (or of a results file) with pycocotools."""
     coco = evaluate.load_annotations(annotations)
     if results is not None:
-        rows = [score_results_file(coco, results, options)]
-        return print_eval(rows, as_json)
+        print_eval([score_results_file(coco, results, options)], as_json)
+        return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
     names = list(models.load_manifest()[1]) if all_models else list(model_names) or [None]
     if save_results and len(names) > 1:
         raise click.UsageError("--save-results takes a single model")
     items = evaluate.annotated_images(coco, images_dir, limit)
-    present = [i for i in items if i.path.is_file()]
+    present, missing = [], []
     for item in items:
-        if not item.path.is_file():
-            error(f"{printable_path(str(item.path))}: annotated image not found")
+        (present if item.path.is_file() else missing).append(item)
+    for item in missing:
+        error(f"{printable_path(str(item.path))}: annotated image not found")
     if not present:
         raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
     rows = [evaluate_model(coco, present, name, options, save_results, quiet) for name in names]
-    code = print_eval(rows, as_json)
-    missing = len(items) - len(present)
-    return EXIT_FAILED if missing or any(r.failed for r in rows) else code
+    print_eval(rows, as_json)
+    return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
 
 
 def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.EvalResult:
@@ -419,14 +417,13 @@ def score_results_file(coco, results: Path, options: dict) -> evaluate.EvalResul
                                scores["bbox"])  # fmt: skip
 
 
-def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> int:
+def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:
     """The table, or one JSON object per row."""
     if as_json:
         for row in rows:
             click.echo(json.dumps(row.to_dict()))
     else:
         click.echo(evaluate.format_table(rows))
-    return EXIT_OK
 
 
 @cli.command()
