@@ -48,9 +48,10 @@ equal:
 
 Reduced-resolution JPEG decoding (posecli's default, see the README) is on in every column
 but "full decode"; the keypoint AP50 it gains or loses against full decoding is
-{decode_deltas}. These COCO photos (640 pixels wide at most) are too small for a 1/8 decode
-at these input sizes, so they are decoded in full either way; the README gives the measured
-effect on large photos.
+{decode_deltas}. These COCO photos (640 pixels wide at most) are too small for a reduced
+decode, which needs a JPEG at least 4 times the model input (1024 pixels at 256), so they are
+decoded in full either way; [reduced-decode.md](reduced-decode.md) measures the effect on
+enlarged copies of them.
 """
 
 
@@ -83,13 +84,19 @@ def ap50(results: dict[str, dict], config: str) -> float:
     return results[config]["keypoints"]["AP50"]
 
 
-def main() -> None:
-    """Evaluate every model and write the markdown page."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def script_args(description: str, out: Path) -> argparse.Namespace:
+    """--shared and --out options; POSECLI_MODELS defaults to the shared models."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "accuracy.md")
+    parser.add_argument("--out", type=Path, default=out)
     args = parser.parse_args()
     os.environ.setdefault("POSECLI_MODELS", str(args.shared / "models"))
+    return args
+
+
+def main() -> None:
+    """Evaluate every model and write the markdown page."""
+    args = script_args(__doc__.splitlines()[0], ROOT / "docs" / "accuracy.md")
     annotations = args.shared / "coco" / "person_keypoints_val2017_dev.json"
     images = args.shared / "coco" / "val2017"
     data = json.loads(annotations.read_text())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,20 +69,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--large", type=int, default=24, help="How many 4000x3000 photos.")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds per size.")
     args = parser.parse_args()
     coco = args.shared / "coco" / "val2017"
     os.environ.setdefault("POSECLI_MODELS", str(args.shared / "models"))
-    print(f"posecli infer over {coco} ({len(list(coco.glob('*.jpg')))} images), "
+    count = len(list(coco.glob("*.jpg")))
+    print(f"posecli infer over {coco} ({count} images), "
           f"{os.cpu_count()} cores\n")  # fmt: skip
     print(f"{'size':>5} {'invoke-only':>12} {'end-to-end':>11} {'ratio':>6} {'with start-up':>14}")
     for size in (192, 256, 320):
-        invoke = invoke_only_ips(PoseEstimator(model=f"yolov8n-pose-{size}"), 400)
-        e2e, wall, _ = run_infer(coco, "--imgsz", size)
-        count = len(list(coco.glob("*.jpg")))
+        estimator = PoseEstimator(model=f"yolov8n-pose-{size}")
+        rounds = [(invoke_only_ips(estimator, 400), *run_infer(coco, "--imgsz", size)[:2])
+                  for _ in range(args.rounds)]  # fmt: skip
+        invoke, e2e, wall = (statistics.median(column) for column in zip(*rounds, strict=True))
         print(f"{size:>5} {invoke:>9.1f}/s {e2e:>8.1f}/s {e2e / invoke:>6.2f} "
               f"{count / wall:>11.1f}/s")  # fmt: skip
-    print("  (end-to-end: images/s of the infer loop; with start-up: including process start "
-          "and model load)\n")  # fmt: skip
+    print(f"  (medians of {args.rounds} alternating rounds; end-to-end: images/s of the infer "
+          "loop; with start-up: including process start and model load)\n")  # fmt: skip
 
     with tempfile.TemporaryDirectory(prefix="posecli-bench-") as tmp:
         large = large_photos(Path(tmp), args.large, args.shared)

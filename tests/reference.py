@@ -10,6 +10,12 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+REDUCED_FLAGS = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
 
 class ReferencePose:
     """Straightforward pose estimator: one image at a time, no vectorisation."""
@@ -30,7 +36,7 @@ class ReferencePose:
         S = self.size
         f = self.reduction(w, h) if self.reduced else 1
         if f > 1:
-            img = cv2.imread(str(image_path), cv2.IMREAD_REDUCED_COLOR_8)
+            img = cv2.imread(str(image_path), REDUCED_FLAGS[f])
         w_in, h_in = img.shape[1], img.shape[0]
         if self.resize == "letterbox":
             r = min(S / w_in, S / h_in)
@@ -89,14 +95,17 @@ class ReferencePose:
         return people
 
     def reduction(self, w: int, h: int) -> int:
-        """JPEG scale-down 8 if it leaves the image no smaller than its resize, else 1."""
+        """JPEG scale-down 8, 4 or 2, the largest that leaves the image twice its resize; else 1."""
         S = self.size
         if self.resize == "letterbox":
             r = min(S / w, S / h)
             need_w, need_h = round(w * r), round(h * r)
         else:
             need_w, need_h = S, S
-        return 8 if w / 8 >= need_w and h / 8 >= need_h else 1
+        for f in (8, 4, 2):
+            if w / f >= 2 * need_w and h / f >= 2 * need_h:
+                return f
+        return 1
 
 
 def iou(a, b) -> float:

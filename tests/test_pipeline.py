@@ -73,9 +73,9 @@ def _agreement(reference: ReferencePose, records: list[dict], files: list) -> tu
 
 
 def large_photos(folder) -> list:
-    """bus.jpg and zidane.jpg enlarged to 3000x4000 and 4000x3000 (8x a 256 input or more)."""
+    """bus.jpg and zidane.jpg enlarged to 3000x4000 and 4400x2475 (15.6x and 17.2x a 256 input)."""
     paths = []
-    for source, size in [(BUS, (3000, 4000)), (ZIDANE, (4000, 3000))]:
+    for source, size in [(BUS, (3000, 4000)), (ZIDANE, (4400, 2475))]:
         path = folder / f"large_{source.name}"
         big = cv2.resize(cv2.imread(str(source)), size, interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -85,7 +85,11 @@ def large_photos(folder) -> list:
 
 @pytest.mark.parametrize("reduced", [False, True], ids=["full-decode", "reduced-decode"])
 def test_cli_agrees_with_an_independent_implementation(reduced, tmp_path):
-    """Ordinary photos are decoded in full by default; 4000x3000 ones at 1/8 unless told not to."""
+    """By default a JPEG is decoded at 1/2, 1/4 or 1/8 scale if that leaves it twice its resize.
+
+    At 256 that is 1/2 for the samples, 1/4 and 1/8 for the enlarged ones, and full size for the
+    640-pixel COCO photos; --full-decode decodes every one in full.
+    """
     files = [BUS, ZIDANE, *coco_files(50), *large_photos(tmp_path)]
     args = ["infer", *files, "--format", "jsonl"] + ([] if reduced else ["--full-decode"])
     proc = run_cli(*args)
@@ -96,7 +100,7 @@ def test_cli_agrees_with_an_independent_implementation(reduced, tmp_path):
         BUS.parents[1] / "models/yolov8n_256_quant_pc_uf_pose_coco-st.tflite", reduced=reduced
     )
     reductions = [reference.reduction(r["width"], r["height"]) for r in records]
-    assert reductions == [1] * 52 + [8, 8]
+    assert reductions == [2, 2] + [1] * 50 + [4, 8]
     share, worst = _agreement(reference, records, files)
     assert share >= 0.95
     assert worst <= 2.0

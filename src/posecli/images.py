@@ -19,10 +19,15 @@ from .files import write_bytes_atomic
 DEFAULT_MAX_PIXELS = 150_000_000
 EXIF_ORIENTATION = 0x0112
 JPEG_FORMATS = {"JPEG", "MPO"}
-# The only JPEG decode scale used: 1/8, for photos at least 8x the model input (4000x3000 at
-# 256). 1/2 and 1/4 save less (entropy decoding, not the IDCT, dominates) and change the pixels
-# of ordinary photos, which moved their keypoints by several pixels and COCO AP50 by up to 0.66.
-REDUCTION = 8
+# JPEG DCT scales, largest first. A reduced decode must stay MARGIN times the size the image is
+# finally resized to: the bilinear resize then still shrinks by 2x or more, as for full-size
+# photos. Reducing to just cover the model input blurred it and cost keypoint AP50 (README).
+REDUCED_DECODES = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+MARGIN = 2.0
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
@@ -109,9 +114,11 @@ def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def pick_reduction(header: Header, max_reduction: float) -> tuple[int, int]:
-    """1/REDUCTION scale (and its OpenCV flag) for a JPEG that allows it, else full size."""
-    if header.format in JPEG_FORMATS and max_reduction >= REDUCTION:
-        return REDUCTION, cv2.IMREAD_REDUCED_COLOR_8
+    """The largest JPEG scale-down (and its OpenCV flag) that keeps MARGIN; else full size."""
+    if header.format in JPEG_FORMATS:
+        for reduction, flag in REDUCED_DECODES:
+            if max_reduction >= MARGIN * reduction:
+                return reduction, flag
     return 1, cv2.IMREAD_COLOR
 
 
