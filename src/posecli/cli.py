@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -401,8 +402,7 @@ def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.
     if save_results:
         write_bytes_atomic(save_results, json.dumps(detections).encode())
     scores = evaluate.score(coco, detections, done)
-    settings = {k: options[k] for k in ("conf", "iou", "max_det", "resize")}
-    settings["reduced_decode"] = not options["full_decode"]
+    settings = {k: v for k, v in asdict(estimator.settings).items() if k != "max_pixels"}
     return evaluate.EvalResult(estimator.model_name, settings, len(done), scores["keypoints"],
                                scores["bbox"], failed)  # fmt: skip
 
