@@ -84,7 +84,8 @@ def read_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header | N
             orientation = int(im.getexif().get(EXIF_ORIENTATION, 1))
             fmt = im.format
     except Image.DecompressionBombError as exc:
-        raise too_large(f"more than {2 * Image.MAX_IMAGE_PIXELS}", max_pixels) from exc
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise too_large(f"more than {limit}", max_pixels) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     if width * height > max_pixels:

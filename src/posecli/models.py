@@ -87,14 +87,14 @@ def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
             known = ", ".join(specs)
             raise ModelError(f"{path}: no such model file, and not a known model name ({known})")
         return path, None
-    path = find_file(spec)
-    if path is None:
+    found = find_file(spec)
+    if found is None:
         raise ModelError(
             f"model {spec.name} is not installed; run `posecli models pull {spec.name}` "
             f"(or `--from DIR` offline), or point ${ENV_MODELS} at a folder holding {spec.file}"
         )
-    verify(spec, path)
-    return path, spec
+    verify(spec, found)
+    return found, spec
 
 
 def pull(spec: ModelSpec, source_dir: Path | None = None, dest_dir: Path | None = None) -> Path:

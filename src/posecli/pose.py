@@ -22,16 +22,22 @@ def printable_path(path: str) -> str:
 
 @dataclass(frozen=True)
 class Pose:
-    """One person: detection score, box (x1, y1, x2, y2) and keypoints (17, 3) as x, y, conf."""
+    """One person: score, box (x1, y1, x2, y2), keypoints (K, 3) as x, y, conf, and track ID.
+
+    `track_id` is set only by a tracker; it is the record's "id".
+    """
 
     score: float
     box: np.ndarray
     keypoints: np.ndarray
+    track_id: int | None = None
 
     def to_dict(self) -> dict:
         """Plain-JSON form: rounded floats, lists instead of arrays."""
         kpts = self.keypoints.astype(np.float64)
+        record: dict = {} if self.track_id is None else {"id": self.track_id}
         return {
+            **record,
             "score": round(float(self.score), 5),
             "box": np.round(self.box.astype(np.float64), 2).tolist(),
             "keypoints": np.column_stack(
@@ -42,13 +48,18 @@ class Pose:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """What one input gave: its size and poses, or the reason it failed."""
+    """What one input (an image, or one frame of a video) gave: size and poses, or why it failed.
+
+    `frame` (0-based index of the decoded frame) and `time` (seconds) are set for video frames.
+    """
 
     path: str
     width: int = 0
     height: int = 0
     poses: list[Pose] = field(default_factory=list)
     error: str | None = None
+    frame: int | None = None
+    time: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,8 +68,10 @@ class ImageResult:
 
     def to_dict(self) -> dict:
         """The JSON/JSONL record for this image (see pose-result.schema.json)."""
+        video = {} if self.frame is None else {"frame": self.frame, "time": self.time}
         return {
             "image": printable_path(self.path),
+            **video,
             "width": self.width,
             "height": self.height,
             "poses": [p.to_dict() for p in self.poses],

@@ -52,13 +52,14 @@ class Sink:
     def _open(self) -> TextIO:
         """Open the file (or its temporary stand-in) for writing."""
         assert self.path is not None
+        stream: TextIO
         if self.atomic:
             fd, self._tmp = temp_beside(self.path)
-            self._stream = open(fd, "w", encoding="utf-8", newline="")
+            stream = open(fd, "w", encoding="utf-8", newline="")
         else:
-            mode = "a" if self.append else "w"
-            self._stream = open(self.path, mode, encoding="utf-8", newline="")
-        return self._stream
+            stream = open(self.path, "a" if self.append else "w", encoding="utf-8", newline="")
+        self._stream = stream
+        return stream
 
     def commit(self) -> None:
         """Finish: flush stdout, or close the file and move a temp file into place."""
@@ -67,7 +68,7 @@ class Sink:
         self._stream.flush()
         if self.is_file:
             self._stream.close()
-            if self._tmp:
+            if self._tmp and self.path is not None:
                 os.replace(self._tmp, self.path)
                 self._tmp = None
 

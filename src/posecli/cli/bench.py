@@ -1,0 +1,47 @@
+"""`posecli bench`: per-stage timings and throughput measured in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .. import bench as bench_module
+from ..errors import PoseCliError
+from ..sources import expand
+from .common import EXIT_OK
+from .options import build_estimator, conf_option, model_options, pipeline_options
+
+
+@click.command()
+@model_options
+@pipeline_options
+@conf_option(default=0.25)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of images (default: a synthetic one).",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Images to run (the folder's images are cycled).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def bench(images_dir, count, as_json, **options) -> int:
+    """Per-stage milliseconds and end-to-end vs invoke-only images/s, measured in one run."""
+    estimator = build_estimator(**options)
+    images_found = None
+    if images_dir is not None:
+        images_found = [Path(i.path) for i in expand([str(images_dir)], False).items]
+        if not images_found:
+            raise PoseCliError(f"{images_dir}: no images in this folder")
+    report = bench_module.run(estimator, images_found, count)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.table())
+    return EXIT_OK

@@ -1,0 +1,116 @@
+"""`posecli eval`: COCO keypoint and box AP of models or of a results file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import click
+
+from .. import evaluate, models
+from ..errors import PoseCliError
+from ..files import write_bytes_atomic
+from ..pose import printable_path
+from .common import EXIT_FAILED, EXIT_OK, error, with_progress
+from .options import build_estimator, conf_option, pipeline_options
+
+
+@click.command(name="eval")
+@click.option(
+    "--annotations",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="COCO person keypoints annotation file.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the annotated images.",
+)
+@click.option(
+    "--results",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score this COCO results file instead of running a model.",
+)
+@click.option(
+    "-m",
+    "--model",
+    "model_names",
+    multiple=True,
+    help="Model name or .tflite path; repeat for a row per model.",
+)
+@click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
+@pipeline_options
+@conf_option(default=0.001)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
+@click.option(
+    "--save-results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the COCO results of the (single) model to FILE.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model, for scripts.")
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
+def eval_command(annotations, images_dir, results, model_names, all_models, limit, save_results,
+                 as_json, quiet, **options) -> int:  # fmt: skip
+    """COCO keypoint and box AP of models (or of a results file) with pycocotools."""
+    coco = evaluate.load_annotations(annotations)
+    if results is not None:
+        print_eval([score_results_file(coco, results, options)], as_json)
+        return EXIT_OK
+    if images_dir is None:
+        raise click.UsageError("--images DIR is needed unless --results is given")
+    names = list(models.load_manifest()[1]) if all_models else list(model_names) or [None]
+    if save_results and len(names) > 1:
+        raise click.UsageError("--save-results takes a single model")
+    items = evaluate.annotated_images(coco, images_dir, limit)
+    present: list[evaluate.EvalImage] = []
+    missing: list[evaluate.EvalImage] = []
+    for item in items:
+        (present if item.path.is_file() else missing).append(item)
+    for item in missing:
+        error(f"{printable_path(str(item.path))}: annotated image not found")
+    if not present:
+        raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
+    rows = [evaluate_model(coco, present, name, options, save_results, quiet) for name in names]
+    print_eval(rows, as_json)
+    return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
+
+
+def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.EvalResult:
+    """Run one model over the annotated images and score it."""
+    estimator = build_estimator(model=name, **options)
+    track = partial(with_progress, total=len(items), quiet=quiet, label=estimator.model_name)
+    detections, done, failed = evaluate.run_model(estimator, items, track)
+    for path, reason in failed:
+        error(f"{printable_path(path)}: {reason}")
+    if save_results:
+        write_bytes_atomic(save_results, json.dumps(detections).encode())
+    scores = evaluate.score(coco, detections, done)
+    settings = {k: v for k, v in asdict(estimator.settings).items() if k != "max_pixels"}
+    return evaluate.EvalResult(estimator.model_name, settings, len(done), scores["keypoints"],
+                               scores["bbox"], failed)  # fmt: skip
+
+
+def score_results_file(coco, results: Path, options: dict) -> evaluate.EvalResult:
+    """Score an existing COCO results file against the annotations."""
+    detections = evaluate.load_results(results, coco)
+    image_ids = sorted(coco.getImgIds())
+    scores = evaluate.score(coco, detections, image_ids)
+    settings = {"results": str(results), "resize": "-"}
+    return evaluate.EvalResult(results.name, settings, len(image_ids), scores["keypoints"],
+                               scores["bbox"])  # fmt: skip
+
+
+def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:
+    """The table, or one JSON object per row."""
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row.to_dict()))
+    else:
+        click.echo(evaluate.format_table(rows))

@@ -1,0 +1,224 @@
+"""`posecli infer`: poses for images, written in the chosen format as each one finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .. import images
+from ..draw import draw_poses
+from ..errors import ImageError
+from ..pose import ImageResult, Pose, printable_path
+from ..sources import Item, expand, select_shard, unique_names
+from ..writers import FORMATS, make_writer
+from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, with_progress
+from .options import build_estimator, conf_option, model_options, pipeline_options
+
+SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+                  ".txt": "text"}  # fmt: skip
+SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@model_options
+@pipeline_options
+@conf_option(default=0.25)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Output format [default: text on a terminal, else from -o's suffix, else jsonl].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write results to FILE (atomically, except jsonl which is appended per image).",
+)
+@click.option(
+    "--save-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Save annotated images here.",
+)
+@click.option(
+    "--kpt-conf",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Keypoints below this confidence are not drawn.",
+)
+@click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too.")
+@click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Process only shard I (0-based) of N: a stable split by path.",
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip images already in --save-dir or in the jsonl -o file.",
+)
+def infer(sources, fmt, output, save_dir, kpt_conf, recursive, quiet, shard, skip_existing,
+          **options) -> int:  # fmt: skip
+    """Find people and their 17 keypoints in images (files, folders, globs, '-' for stdin)."""
+    fmt = fmt or default_format(output)
+    if skip_existing and not (save_dir or (output and fmt == "jsonl")):
+        raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
+    shard_index = parse_shard(shard)
+    estimator = build_estimator(**options)
+    inputs = expand(sources, recursive, sys.stdin.buffer if "-" in sources else None)
+    for path, reason in inputs.errors:
+        error(f"{printable_path(path)}: {reason}")
+    items = unique_names(inputs.items)
+    if shard_index:
+        items = select_shard(items, *shard_index)
+    skipped = 0
+    if skip_existing:
+        done = finished_images(output if fmt == "jsonl" else None, save_dir, items)
+        skipped, items = len(done), [i for i in items if i.path not in done]
+    writer = make_writer(fmt, output, append=skip_existing)
+    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet)
+    stats.failed += len(inputs.errors)
+    info(stats.summary(skipped), quiet)
+    if not items and not skipped and not inputs.errors:
+        error("no images to process")
+        return EXIT_FAILED
+    return EXIT_FAILED if stats.failed else EXIT_OK
+
+
+class Stats:
+    """Counts for the closing summary line."""
+
+    def __init__(self) -> None:
+        self.images = self.poses = self.failed = 0
+        self.start = time.perf_counter()
+
+    def add(self, result: ImageResult) -> None:
+        """Count one processed image."""
+        self.images += 1
+        self.poses += len(result.poses)
+
+    def summary(self, skipped: int = 0) -> str:
+        """'N images, M poses, K failed' with timing (and skips when resuming)."""
+        elapsed = time.perf_counter() - self.start
+        rate = self.images / elapsed if elapsed > 0 else 0.0
+        skip = f", {skipped} skipped" if skipped else ""
+        return (f"{self.images} images, {self.poses} poses, {self.failed} failed{skip} "
+                f"in {elapsed:.2f} s ({rate:.1f} images/s)")  # fmt: skip
+
+
+def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -> Stats:
+    """Run every item through the estimator, write results, report failures; Ctrl-C safe.
+
+    The progress bar is left out when results are printed on the same terminal.
+    """
+    stats = Stats()
+    names = {i.path: i.name for i in items}
+    hook = None
+    if save_dir is not None:
+
+        def hook(path: str, bgr, poses: list[Pose]) -> None:
+            save_annotated(path, annotated_copy(save_dir, names[path]), bgr, poses, kpt_conf)
+
+    results = estimator.predict_files([i.path for i in items], hook=hook)
+    try:
+        on_terminal = not writer.sink.is_file and sys.stdout.isatty()
+        for result in with_progress(results, len(items), quiet or on_terminal):
+            handle_result(result, writer, stats)
+    except (KeyboardInterrupt, Interrupted):
+        writer.sink.abort()
+        info(stats.summary() + ", interrupted", quiet)
+        raise
+    writer.close()
+    return stats
+
+
+def handle_result(result: ImageResult, writer, stats: Stats) -> None:
+    """Write one result, or report why it failed."""
+    try:
+        if not result.ok:
+            raise ImageError(result.error)
+        writer.write(result)
+        stats.add(result)
+    except ImageError as exc:
+        stats.failed += 1
+        error(f"{printable_path(result.path)}: {exc}")
+
+
+def save_annotated(path: str, dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> None:
+    """Write the annotated copy of an image atomically, never over the input itself."""
+    if dest.exists() and os.path.samefile(dest, path):
+        raise ImageError(f"{dest}: --save-dir would overwrite the input image")
+    try:
+        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf))
+    except OSError as exc:
+        raise ImageError(f"cannot save {dest}: {exc.strerror or exc}") from exc
+
+
+def default_format(output: Path | None) -> str:
+    """text on a terminal; otherwise the -o file's suffix decides, else jsonl."""
+    if output is not None:
+        return SUFFIX_FORMATS.get(output.suffix.lower(), "jsonl")
+    return "text" if sys.stdout.isatty() else "jsonl"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'I/N' to (I, N) with 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise click.BadParameter("expected I/N, e.g. 0/4", param_hint="--shard") from None
+    if not 0 <= index < count:
+        raise click.BadParameter("I must be in 0..N-1", param_hint="--shard")
+    return index, count
+
+
+def finished_images(jsonl: Path | None, save_dir: Path | None, items: list[Item]) -> set[str]:
+    """Paths already done: recorded in the jsonl file and/or saved in save_dir (both if both)."""
+    done = {i.path for i in items}
+    if jsonl is not None:
+        recorded = recorded_images(jsonl)
+        done = {p for p in done if printable_path(p) in recorded}
+    if save_dir is not None:
+        done = {
+            i.path for i in items if i.path in done and annotated_copy(save_dir, i.name).is_file()
+        }
+    return done
+
+
+def annotated_copy(save_dir: Path, name: str) -> Path:
+    """Where the annotated copy of an image goes: its name, as .jpg if OpenCV can't write it."""
+    dest = save_dir / name
+    return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
+
+
+def recorded_images(jsonl: Path) -> set[str]:
+    """Image paths in a jsonl results file; a torn last line (from a kill) is cut off first."""
+    if not jsonl.is_file():
+        return set()
+    data = jsonl.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with open(jsonl, "r+b") as f:
+            f.truncate(len(complete))
+    recorded = set()
+    for line in complete.decode("utf-8", "replace").splitlines():
+        try:
+            recorded.add(json.loads(line)["image"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return recorded

@@ -1,0 +1,72 @@
+"""`posecli models`: list, pull and inspect the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import models
+from ..runtime import PoseModel
+from .common import EXIT_OK
+
+
+@click.group(name="models")
+def models_group() -> None:
+    """List, fetch and inspect the models."""
+
+
+@models_group.command(name="list")
+def models_list() -> int:
+    """Known models: name, input size, quantization and whether a copy is installed."""
+    default, specs = models.load_manifest()
+    click.echo(f"{'name':<22}{'input':>6}  {'quant':<12}{'card AP50':>10}  location")
+    for spec in specs.values():
+        path = models.find_file(spec)
+        ap = f"{spec.card_ap50:.2f}" if spec.card_ap50 else "-"
+        mark = "*" if spec.name == default else " "
+        click.echo(f"{spec.name + mark:<22}{spec.input_size:>6}  {spec.quantization:<12}"
+                   f"{ap:>10}  {path or 'not installed'}")  # fmt: skip
+    return EXIT_OK
+
+
+@models_group.command(name="pull")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Copy from this folder instead of downloading.",
+)
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Install here instead of the user cache.",
+)
+def models_pull(names, source, dest) -> int:
+    """Fetch models (all when none are named), verify their sha256 and install them."""
+    _, specs = models.load_manifest()
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise click.BadParameter(f"unknown model {', '.join(unknown)}; known: {', '.join(specs)}")
+    for name in names or specs:
+        path = models.pull(specs[name], source, dest)
+        click.echo(f"{name}: {path}")
+    return EXIT_OK
+
+
+@models_group.command(name="info")
+@click.argument("model")
+def models_info(model: str) -> int:
+    """Input and output shapes, dtypes and quantization of a model name or path."""
+    path, spec = models.resolve(model)
+    loaded = PoseModel(path, threads=1)
+    click.echo(f"model: {spec.name if spec else path.name}\nfile: {path}")
+    for role, t in loaded.info().items():
+        click.echo(
+            f"{role}: shape {list(t.shape)} {t.dtype} scale {t.scale:.6g} zero {t.zero_point}"
+        )
+    click.echo(f"quantization: {loaded.quantization()}")
+    return EXIT_OK

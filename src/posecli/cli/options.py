@@ -1,0 +1,69 @@
+"""Click options shared by infer, eval and bench, and the estimator they describe."""
+
+from __future__ import annotations
+
+import click
+
+from .. import images, models
+from ..estimator import PoseEstimator
+from ..preprocess import RESIZE_MODES
+
+
+def apply_options(options: list, func):
+    """Decorate func with click options, first in the list first in --help."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def model_options(func):
+    """-m/--model and --imgsz, which pick one model."""
+    return apply_options([
+        click.option("-m", "--model", "model", default=None,
+                     help="Model name from `posecli models list` or a .tflite path."),
+        click.option("--imgsz", type=click.Choice(["192", "256", "320"]), default=None,
+                     help="Pick the yolov8n-pose model with this input size."),
+    ], func)  # fmt: skip
+
+
+def pipeline_options(func):
+    """Thresholds and runtime options shared by infer, eval and bench."""
+    return apply_options([
+        click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+                     help="NMS IoU threshold."),
+        click.option("--max-det", type=click.IntRange(1), default=100, show_default=True,
+                     help="Most people kept per image."),
+        click.option("--threads", type=click.IntRange(1), default=None,
+                     help="CPU threads (default: all cores)."),
+        click.option("--delegate", type=click.Path(dir_okay=False), default=None,
+                     help="External delegate library (e.g. an NPU delegate .so)."),
+        click.option("--resize", type=click.Choice(RESIZE_MODES), default="letterbox",
+                     show_default=True, help="Letterbox (keep aspect) or stretch to the input."),
+        click.option("--max-pixels", type=click.IntRange(1), default=images.DEFAULT_MAX_PIXELS,
+                     show_default=True, help="Refuse images with more pixels than this."),
+        click.option("--full-decode", is_flag=True,
+                     help="Always decode JPEGs at full size (no reduced-scale decoding)."),
+    ], func)  # fmt: skip
+
+
+def conf_option(default: float):
+    """--conf, whose default differs between infer (0.25) and eval (0.001)."""
+    return click.option("--conf", type=click.FloatRange(0, 1), default=default,
+                        show_default=True, help="Person score threshold.")  # fmt: skip
+
+
+def model_choice(model: str | None, imgsz: str | None) -> str | None:
+    """The model to load from -m and --imgsz, which exclude each other."""
+    if model and imgsz:
+        raise click.UsageError("give either -m/--model or --imgsz, not both")
+    return models.model_for_size(int(imgsz)) if imgsz else model
+
+
+def build_estimator(model, conf, iou, max_det, threads, delegate, resize, max_pixels,
+                    full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
+    """A PoseEstimator from the shared command-line options."""
+    return PoseEstimator(
+        model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
+        threads=threads, delegate=delegate, max_pixels=max_pixels,
+        reduced_decode=not full_decode,
+    )  # fmt: skip
