@@ -166,7 +166,7 @@ def test_save_dir_writes_annotated_copies_and_never_the_input(tmp_path):
     assert (saved != cv2.imread(str(BUS))).any()
     assert (out / "zidane.jpg").is_file()
     same = run_cli("infer", tmp_path / "bus.jpg", "--save-dir", tmp_path)
-    assert same.returncode == 1 and b"would overwrite the input" in same.stderr
+    assert same.returncode == 2 and b"over this input; nothing was done" in same.stderr
     assert (tmp_path / "bus.jpg").read_bytes() == BUS.read_bytes()
 
 

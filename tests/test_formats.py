@@ -85,7 +85,7 @@ def test_coco_names_an_image_without_digits_and_keeps_the_others(tmp_path):
     out = tmp_path / "results.json"
     proc = run_cli("infer", BUS, *COCO_ONLY[:2], "--format", "coco", "-o", out)
     assert proc.returncode == 1
-    assert f"posecli: error: {BUS}: no digits in the file name" in proc.stderr.decode()
+    assert f"posecli: error: {BUS}: the file name does not end in a number" in proc.stderr.decode()
     assert {r["image_id"] for r in json.loads(out.read_text())} <= {int(p.stem) for p in COCO_ONLY}
 
 

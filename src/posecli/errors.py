@@ -15,3 +15,7 @@ class ImageError(PoseCliError):
 
 class AnnotationError(PoseCliError):
     """An annotation or results file is not usable COCO keypoint data."""
+
+
+class OutputError(PoseCliError):
+    """An output (results file, annotated copy folder, model install) cannot be written."""

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
-from .files import write_bytes_atomic
+from .files import reason, write_bytes_atomic
 
 ENV_MODELS = "POSECLI_MODELS"
 
@@ -55,7 +55,15 @@ def find_file(spec: ModelSpec) -> Path | None:
 
 def verify(spec: ModelSpec, path: Path) -> None:
     """Refuse a file whose sha256 differs from the manifest's."""
-    check_digest(spec, path.read_bytes(), path)
+    check_digest(spec, read_model(path), path)
+
+
+def read_model(path: Path) -> bytes:
+    """A model file's bytes; a ModelError saying why when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model ({reason(exc)})") from exc
 
 
 def check_digest(spec: ModelSpec, data: bytes, origin: object) -> None:
@@ -86,6 +94,7 @@ def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
         if not path.is_file():
             known = ", ".join(specs)
             raise ModelError(f"{path}: no such model file, and not a known model name ({known})")
+        read_model(path)
         return path, None
     found = find_file(spec)
     if found is None:
@@ -112,7 +121,7 @@ def _fetch(spec: ModelSpec, source_dir: Path | None) -> bytes:
         src = source_dir / spec.file
         if not src.is_file():
             raise ModelError(f"{src}: no such file to pull {spec.name} from")
-        return src.read_bytes()
+        return read_model(src)
     try:
         with urllib.request.urlopen(spec.url, timeout=60) as response:
             return response.read()

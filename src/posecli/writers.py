@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
-from .errors import ImageError
-from .files import temp_beside
+from . import files
+from .errors import ImageError, PoseCliError
 from .pose import KEYPOINT_NAMES, ImageResult, Pose, printable_path
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco")
@@ -22,64 +23,156 @@ CSV_COLUMNS = [
     "image", "person", "score", "x1", "y1", "x2", "y2",
     *(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y", "conf")),
 ]  # fmt: skip
+TAIL_BYTES = 1 << 16
 
 
 class Sink:
-    """Text output: stdout, a file appended to as it goes (jsonl), or a temp file renamed at commit.
+    """Where text output goes: stdout, a results file or a special file.
 
-    A file is opened only at the first write, so a run that writes nothing leaves it untouched.
+    A regular file is written to a temp file beside it (a symbolic link's target) and renamed
+    over it at commit; `lines` files (jsonl) are appended to one whole line per write, so
+    several processes can append to one file; devices and FIFOs are written through.
+    `open` makes (or checks) the destination before any work, so output problems show first.
     """
 
-    def __init__(self, path: Path | None = None, atomic: bool = True, append: bool = False):
+    def __init__(self, path: Path | None = None, lines: bool = False, append: bool = False):
         self.path = path
-        self.atomic = atomic and path is not None
+        self.lines = lines and path is not None
         self.append = append
-        self._stream: TextIO | None = sys.stdout if path is None else None
+        self._fd: int | None = None
         self._tmp: str | None = None
+        self._target: Path | None = None
+        self._fresh = False
+        self._wrote = False
 
     @property
     def is_file(self) -> bool:
         """True when writing to a named file rather than standard output."""
         return self.path is not None
 
-    def write(self, text: str, flush: bool = False) -> None:
-        """Write text, opening the destination first if needed."""
-        stream = self._stream or self._open()
-        stream.write(text)
-        if flush:
-            stream.flush()
-
-    def _open(self) -> TextIO:
-        """Open the file (or its temporary stand-in) for writing."""
-        assert self.path is not None
-        stream: TextIO
-        if self.atomic:
-            fd, self._tmp = temp_beside(self.path)
-            stream = open(fd, "w", encoding="utf-8", newline="")
+    def open(self) -> None:
+        """Create the destination (or its temp file) now; an OutputError if that fails."""
+        if self.path is None or self._fd is not None:
+            return
+        if files.is_special(self.path):
+            self._fd = self._os_open(os.O_WRONLY)
+        elif self.lines:
+            files.make_parent(self.path)
+            self._fd = self._os_open(os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            lock_lines_file(self._fd, self.path, self.append)
+            self._fresh = not self.append
         else:
-            stream = open(self.path, "a" if self.append else "w", encoding="utf-8", newline="")
-        self._stream = stream
-        return stream
+            self._target = files.replace_target(self.path)
+            self._fd, self._tmp = files.temp_beside(self._target)
+
+    def _os_open(self, flags: int) -> int:
+        """os.open the path, an OutputError on failure."""
+        assert self.path is not None
+        try:
+            return os.open(self.path, flags | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise files.output_error(self.path, exc) from exc
+
+    def write(self, text: str, flush: bool = False) -> None:
+        """Write text (one image's records) to the destination, opening it first if needed."""
+        if self.path is None:
+            sys.stdout.write(text)
+            if flush:
+                sys.stdout.flush()
+            return
+        self.open()
+        assert self._fd is not None
+        if self._fresh:
+            self._truncate()
+        files.write_all(self._fd, text.encode("utf-8"), self.path)
+        self._wrote = True
+
+    def _truncate(self) -> None:
+        """Empty a jsonl file that this run starts afresh (at its first record)."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, 0)
+        except OSError as exc:
+            raise files.output_error(self.path, exc) from exc
+        self._fresh = False
 
     def commit(self) -> None:
-        """Finish: flush stdout, or close the file and move a temp file into place."""
-        if self._stream is None:
+        """Finish: flush stdout, or close the file and move a temp file with content into place."""
+        if self.path is None:
+            sys.stdout.flush()
             return
-        self._stream.flush()
-        if self.is_file:
-            self._stream.close()
-            if self._tmp and self.path is not None:
-                os.replace(self._tmp, self.path)
-                self._tmp = None
+        if self._tmp is not None and not self._wrote:
+            self.abort()
+            return
+        self._close()
+        if self._tmp is not None and self._target is not None:
+            try:
+                files.commit_temp(self._tmp, self._target, self.path)
+            finally:
+                self.abort()
 
     def abort(self) -> None:
         """Stop early: a temp file is deleted, an appended file keeps its finished lines."""
-        if self._stream is None or not self.is_file:
-            return
-        self._stream.close()
+        self._close()
         if self._tmp:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
+
+    def _close(self) -> None:
+        """Close the file descriptor if one is open."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_lines_file(fd: int, path: Path, append: bool) -> None:
+    """Appenders share a lock; a run that starts the file afresh must be its only writer.
+
+    An appender that is first to arrive also cuts off a torn last line left by a killed run.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        if append and _wait_for_shared_lock(fd):
+            return
+        raise PoseCliError(
+            f"{path}: another posecli run is writing this file; runs that share a jsonl -o "
+            "file (shards) must all be given --append"
+        ) from None
+    if append:
+        cut_torn_line(fd, path)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def _wait_for_shared_lock(fd: int, seconds: float = 2.0) -> bool:
+    """Take a shared lock, waiting briefly for another appender's torn-line check to finish."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+
+
+def cut_torn_line(fd: int, path: Path) -> None:
+    """Truncate a file after its last newline (a kill can leave half a line)."""
+    size = os.fstat(fd).st_size
+    tail_start = max(0, size - TAIL_BYTES)
+    while size:
+        tail = os.pread(fd, size - tail_start, tail_start)
+        newline = tail.rfind(b"\n")
+        if newline >= 0 or tail_start == 0:
+            keep = tail_start + newline + 1
+            if keep != size:
+                try:
+                    os.ftruncate(fd, keep)
+                except OSError as exc:
+                    raise files.output_error(path, exc) from exc
+            return
+        tail_start = max(0, tail_start - TAIL_BYTES)
 
 
 class Writer:
@@ -88,7 +181,7 @@ class Writer:
     Subclasses turn a result into records; JSON-array formats join records with a separator.
     """
 
-    atomic = True
+    streaming = False
     separator = ""
 
     def __init__(self, sink: Sink):
@@ -106,7 +199,7 @@ class Writer:
         self.items += len(records)
         self.images += 1
         if text:
-            self.sink.write(text, flush=not self.atomic)
+            self.sink.write(text, flush=self.streaming)
 
     def close(self) -> None:
         """Write the trailer and commit; a file with no processed image is left untouched."""
@@ -130,7 +223,7 @@ class Writer:
 class TextWriter(Writer):
     """A short human summary line per image."""
 
-    atomic = False
+    streaming = True
 
     def records(self, result: ImageResult) -> list[str]:
         n = len(result.poses)
@@ -145,7 +238,7 @@ class TextWriter(Writer):
 class JsonlWriter(Writer):
     """One JSON object per image per line, flushed as each image finishes."""
 
-    atomic = False
+    streaming = True
 
     def records(self, result: ImageResult) -> list[str]:
         return [_json(result.to_dict()) + "\n"]
@@ -167,10 +260,18 @@ class JsonWriter(Writer):
 
 
 class CocoWriter(JsonWriter):
-    """A COCO results list (pycocotools loadRes) with image_id from the file name's digits."""
+    """A COCO results list (pycocotools loadRes) with image_id from the file name's number."""
+
+    def __init__(self, sink: Sink):
+        super().__init__(sink)
+        self.ids: dict[int, str] = {}
 
     def records(self, result: ImageResult) -> list[str]:
-        return [_json(d) for d in coco_detections(result.poses, coco_image_id(result.path))]
+        image_id = coco_image_id(result.path)
+        first = self.ids.setdefault(image_id, result.path)
+        if first != result.path:
+            raise ImageError(f"COCO image_id {image_id} is already used by {printable_path(first)}")
+        return [_json(d) for d in coco_detections(result.poses, image_id)]
 
 
 class CsvWriter(Writer):
@@ -194,9 +295,11 @@ WRITERS: dict[str, type[Writer]] = {
 
 
 def make_writer(fmt: str, path: Path | None, append: bool = False) -> Writer:
-    """A writer for the format, to `path` (atomically unless jsonl/text) or stdout."""
-    cls = WRITERS[fmt]
-    return cls(Sink(path, atomic=cls.atomic, append=append))
+    """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
+
+    A jsonl file is started afresh unless `append`.
+    """
+    return WRITERS[fmt](Sink(path, lines=fmt == "jsonl", append=append))
 
 
 def _json(obj: dict) -> str:
@@ -218,11 +321,11 @@ def _csv_text(rows: list[list]) -> str:
 
 
 def coco_image_id(path: str) -> int:
-    """COCO image_id from the digits in the file's name (000000397133.jpg gives 397133)."""
-    digits = re.sub(r"\D", "", Path(path).stem)
-    if not digits:
-        raise ImageError("no digits in the file name to use as a COCO image_id")
-    return int(digits)
+    """COCO image_id: the number that ends the file name's stem (000000397133.jpg gives 397133)."""
+    match = re.search(r"([0-9]+)$", Path(path).stem)
+    if match is None:
+        raise ImageError("the file name does not end in a number to use as a COCO image_id")
+    return int(match.group(1))
 
 
 def coco_detections(poses: list[Pose], image_id: int) -> list[dict]:

@@ -9,9 +9,9 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import PoseCliError
+from ..errors import OutputError, PoseCliError
 from .bench import bench
-from .common import EXIT_INTERNAL, EXIT_USAGE, Interrupted, error
+from .common import EXIT_INTERNAL, EXIT_OUTPUT, EXIT_USAGE, Interrupted, error
 from .eval import eval_command
 from .infer import infer
 from .models import models_group
@@ -33,16 +33,24 @@ def _raise_interrupted(signum: int, _frame) -> None:
 
 
 def main() -> None:
-    """Entry point: run the CLI and map every outcome to one exit status, never a traceback."""
+    """Entry point: run the CLI and map every outcome to one exit status, never a traceback.
+
+    click's own `main` is not used: it turns a closed pipe into exit status 1.
+    """
     signal.signal(signal.SIGTERM, _raise_interrupted)
     signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit gives EFBIG, not death
     try:
-        code = cli.main(prog_name="posecli", standalone_mode=False)
+        with cli.make_context("posecli", sys.argv[1:]) as ctx:
+            code = cli.invoke(ctx)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = EXIT_USAGE
+    except OutputError as exc:
+        error(str(exc))
+        code = EXIT_OUTPUT
     except PoseCliError as exc:
         error(str(exc))
         code = EXIT_USAGE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .. import evaluate, models
+from .. import evaluate, files, models
 from ..errors import PoseCliError
 from ..files import write_bytes_atomic
 from ..pose import printable_path
@@ -59,9 +59,14 @@ from .options import build_estimator, conf_option, pipeline_options
 def eval_command(annotations, images_dir, results, model_names, all_models, limit, save_results,
                  as_json, quiet, **options) -> int:  # fmt: skip
     """COCO keypoint and box AP of models (or of a results file) with pycocotools."""
+    if results is not None and (model_names or all_models or save_results or images_dir):
+        raise click.UsageError(
+            "--results scores a results file: -m, --all-models, --save-results and --images "
+            "do not apply"
+        )
     coco = evaluate.load_annotations(annotations)
     if results is not None:
-        print_eval([score_results_file(coco, results, options)], as_json)
+        print_eval([score_results_file(coco, results, limit)], as_json)
         return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
@@ -69,14 +74,15 @@ def eval_command(annotations, images_dir, results, model_names, all_models, limi
     if save_results and len(names) > 1:
         raise click.UsageError("--save-results takes a single model")
     items = evaluate.annotated_images(coco, images_dir, limit)
-    present: list[evaluate.EvalImage] = []
-    missing: list[evaluate.EvalImage] = []
-    for item in items:
-        (present if item.path.is_file() else missing).append(item)
-    for item in missing:
-        error(f"{printable_path(str(item.path))}: annotated image not found")
+    if save_results:
+        refuse_overwriting(save_results, [annotations, *(item.path for item in items)])
+        files.check_writable(save_results)
+    present = [item for item in items if item.path.is_file()]
+    missing = [item for item in items if not item.path.is_file()]
     if not present:
         raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
+    if missing:
+        error(missing_summary(images_dir, missing, len(items)))
     rows = [evaluate_model(coco, present, name, options, save_results, quiet) for name in names]
     print_eval(rows, as_json)
     return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
@@ -97,10 +103,25 @@ def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.
                                scores["bbox"], failed)  # fmt: skip
 
 
-def score_results_file(coco, results: Path, options: dict) -> evaluate.EvalResult:
-    """Score an existing COCO results file against the annotations."""
+def missing_summary(images_dir: Path, missing: list[evaluate.EvalImage], total: int) -> str:
+    """One line for the annotated images not found: how many, and the first few names."""
+    names = ", ".join(printable_path(item.path.name) for item in missing[:3])
+    more = ", ..." if len(missing) > 3 else ""
+    return (f"{images_dir}: {len(missing)} of the {total} annotated images not found "
+            f"({names}{more}); scoring the rest")  # fmt: skip
+
+
+def refuse_overwriting(output: Path, inputs: list[Path]) -> None:
+    """--save-results may not replace the annotation file or an image of the run (by inode)."""
+    output_id = files.identity(output)
+    if output_id is not None and any(files.identity(path) == output_id for path in inputs):
+        raise PoseCliError(f"{output}: --save-results would write over an input of the run")
+
+
+def score_results_file(coco, results: Path, limit: int | None) -> evaluate.EvalResult:
+    """Score an existing COCO results file against the annotations (the first `limit` by id)."""
     detections = evaluate.load_results(results, coco)
-    image_ids = sorted(coco.getImgIds())
+    image_ids = sorted(coco.getImgIds())[:limit]
     scores = evaluate.score(coco, detections, image_ids)
     settings = {"results": str(results), "resize": "-"}
     return evaluate.EvalResult(results.name, settings, len(image_ids), scores["keypoints"],

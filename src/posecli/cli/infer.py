@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from .. import images
+from .. import files, images
 from ..draw import draw_poses
-from ..errors import ImageError
+from ..errors import ImageError, OutputError, PoseCliError
 from ..pose import ImageResult, Pose, printable_path
-from ..sources import Item, expand, select_shard, unique_names
+from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, make_writer
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, with_progress
 from .options import build_estimator, conf_option, model_options, pipeline_options
@@ -22,6 +21,8 @@ from .options import build_estimator, conf_option, model_options, pipeline_optio
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
                   ".txt": "text"}  # fmt: skip
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", ".mov", ".mkv",
+                                     ".webm", ".m4v", ".mpg", ".mpeg"}  # fmt: skip
 
 
 @click.command()
@@ -42,7 +43,12 @@ SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write results to FILE (atomically, except jsonl which is appended per image).",
+    help="Write results to FILE ('-': standard output); atomically, except jsonl (per image).",
+)
+@click.option(
+    "--append",
+    is_flag=True,
+    help="Add to the jsonl -o file instead of starting it afresh (for shards sharing a file).",
 )
 @click.option(
     "--save-dir",
@@ -70,12 +76,17 @@ SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
     is_flag=True,
     help="Skip images already in --save-dir or in the jsonl -o file.",
 )
-def infer(sources, fmt, output, save_dir, kpt_conf, recursive, quiet, shard, skip_existing,
-          **options) -> int:  # fmt: skip
+def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, shard,
+          skip_existing, **options) -> int:  # fmt: skip
     """Find people and their 17 keypoints in images (files, folders, globs, '-' for stdin)."""
+    output = None if output == Path("-") else output
+    check_output_name(output, fmt)
     fmt = fmt or default_format(output)
-    if skip_existing and not (save_dir or (output and fmt == "jsonl")):
+    jsonl_file = output if output and fmt == "jsonl" else None
+    if skip_existing and not (save_dir or jsonl_file):
         raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
+    if append and not jsonl_file:
+        raise click.UsageError("--append needs a jsonl -o file")
     shard_index = parse_shard(shard)
     estimator = build_estimator(**options)
     inputs = expand(sources, recursive, sys.stdin.buffer if "-" in sources else None)
@@ -84,25 +95,60 @@ def infer(sources, fmt, output, save_dir, kpt_conf, recursive, quiet, shard, ski
     items = unique_names(inputs.items)
     if shard_index:
         items = select_shard(items, *shard_index)
+    refuse_writing_over_inputs(inputs.items, output, save_dir, items)
+    writer = make_writer(fmt, output, append=append or skip_existing)
+    writer.sink.open()
+    if save_dir is not None:
+        files.check_folder_writable(save_dir)
     skipped = 0
     if skip_existing:
-        done = finished_images(output if fmt == "jsonl" else None, save_dir, items)
+        done = finished_images(jsonl_file, save_dir, items)
         skipped, items = len(done), [i for i in items if i.path not in done]
-    writer = make_writer(fmt, output, append=skip_existing)
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet)
     stats.failed += len(inputs.errors)
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
+        if shard_index and inputs.items:
+            info(f"shard {shard} has no images (of {len(inputs.items)} in all)", quiet)
+            return EXIT_OK
         error("no images to process")
         return EXIT_FAILED
-    return EXIT_FAILED if stats.failed else EXIT_OK
+    return EXIT_FAILED if stats.failed or stats.unsaved else EXIT_OK
+
+
+def check_output_name(output: Path | None, fmt: str | None) -> None:
+    """Refuse `-o photo.jpg` (results into an image or video name) unless -f says so."""
+    if output is not None and fmt is None and output.suffix.lower() in MEDIA_SUFFIXES:
+        raise click.UsageError(
+            f"-o {output} has an image or video suffix; give -f FORMAT to write results there"
+        )
+
+
+def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list[Item]) -> None:
+    """No output may replace an input of the run: compare every destination by inode."""
+    input_ids: dict[tuple[int, int], str] = {}
+    for item in inputs:
+        file_id = files.identity(item.path)
+        if file_id is not None:
+            input_ids.setdefault(file_id, item.path)
+    destinations = [(output, "-o would write results")] if output is not None else []
+    if save_dir is not None:
+        destinations += [
+            (annotated_copy(save_dir, i.name),
+             f"--save-dir would write the annotated copy of {printable_path(i.path)}")
+            for i in items
+        ]  # fmt: skip
+    for dest, what in destinations:
+        clash = input_ids.get(files.identity(dest) or (-1, -1))
+        if clash is not None:
+            raise PoseCliError(f"{printable_path(clash)}: {what} over this input; nothing was done")
 
 
 class Stats:
     """Counts for the closing summary line."""
 
     def __init__(self) -> None:
-        self.images = self.poses = self.failed = 0
+        self.images = self.poses = self.failed = self.unsaved = 0
         self.start = time.perf_counter()
 
     def add(self, result: ImageResult) -> None:
@@ -115,7 +161,8 @@ class Stats:
         elapsed = time.perf_counter() - self.start
         rate = self.images / elapsed if elapsed > 0 else 0.0
         skip = f", {skipped} skipped" if skipped else ""
-        return (f"{self.images} images, {self.poses} poses, {self.failed} failed{skip} "
+        unsaved = f", {self.unsaved} not saved" if self.unsaved else ""
+        return (f"{self.images} images, {self.poses} poses, {self.failed} failed{unsaved}{skip} "
                 f"in {elapsed:.2f} s ({rate:.1f} images/s)")  # fmt: skip
 
 
@@ -126,22 +173,33 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
     """
     stats = Stats()
     names = {i.path: i.name for i in items}
+    save_failures: dict[str, str] = {}
     hook = None
     if save_dir is not None:
 
         def hook(path: str, bgr, poses: list[Pose]) -> None:
-            save_annotated(path, annotated_copy(save_dir, names[path]), bgr, poses, kpt_conf)
+            dest = annotated_copy(save_dir, names[path])
+            failure = save_annotated(dest, bgr, poses, kpt_conf)
+            if failure:
+                save_failures[path] = failure
 
     results = estimator.predict_files([i.path for i in items], hook=hook)
     try:
         on_terminal = not writer.sink.is_file and sys.stdout.isatty()
         for result in with_progress(results, len(items), quiet or on_terminal):
             handle_result(result, writer, stats)
+            if result.path in save_failures:
+                stats.unsaved += 1
+                error(save_failures.pop(result.path))
+        writer.close()
     except (KeyboardInterrupt, Interrupted):
         writer.sink.abort()
         info(stats.summary() + ", interrupted", quiet)
         raise
-    writer.close()
+    except OutputError:
+        writer.sink.abort()
+        info(stats.summary() + ", stopped: the output cannot be written", quiet)
+        raise
     return stats
 
 
@@ -157,14 +215,13 @@ def handle_result(result: ImageResult, writer, stats: Stats) -> None:
         error(f"{printable_path(result.path)}: {exc}")
 
 
-def save_annotated(path: str, dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> None:
-    """Write the annotated copy of an image atomically, never over the input itself."""
-    if dest.exists() and os.path.samefile(dest, path):
-        raise ImageError(f"{dest}: --save-dir would overwrite the input image")
+def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> str | None:
+    """Write the annotated copy of an image atomically; the error line if that fails."""
     try:
         images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf))
-    except OSError as exc:
-        raise ImageError(f"cannot save {dest}: {exc.strerror or exc}") from exc
+    except (ImageError, OutputError) as exc:
+        return f"{exc} (annotated copy not saved; the results are written)"
+    return None
 
 
 def default_format(output: Path | None) -> str:
@@ -207,14 +264,11 @@ def annotated_copy(save_dir: Path, name: str) -> Path:
 
 
 def recorded_images(jsonl: Path) -> set[str]:
-    """Image paths in a jsonl results file; a torn last line (from a kill) is cut off first."""
+    """Image paths in a jsonl results file (its torn last line was cut off when it was opened)."""
     if not jsonl.is_file():
         return set()
     data = jsonl.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) != len(data):
-        with open(jsonl, "r+b") as f:
-            f.truncate(len(complete))
     recorded = set()
     for line in complete.decode("utf-8", "replace").splitlines():
         try:
