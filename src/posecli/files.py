@@ -5,6 +5,7 @@ Every OS error on an output becomes an OutputError naming the path and the reaso
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -47,13 +48,15 @@ def is_special(path: Path) -> bool:
 
 def replace_target(path: Path) -> Path:
     """The path an atomic write must replace: a symbolic link's final target, else path."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
 
 
 def make_parent(path: Path) -> None:
     """Create the folders above path that are missing."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a file where a folder should be
+        raise output_error(path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from exc
     except OSError as exc:
         raise output_error(path, exc) from exc
 
@@ -142,8 +145,5 @@ def check_writable(path: Path) -> None:
 
 def check_folder_writable(folder: Path) -> None:
     """Create folder if needed and prove a file can be created in it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(folder, exc) from exc
+    make_parent(folder / "probe")
     check_writable(folder / "probe")
