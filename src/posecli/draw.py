@@ -25,6 +25,7 @@ PART_COLORS: dict[str, tuple[int, int, int]] = {  # BGR
 }
 KEYPOINT_COLOR = (0, 0, 255)
 BOX_COLOR = (60, 200, 60)
+LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def line_width(image: np.ndarray) -> int:
@@ -46,17 +47,85 @@ def draw_poses(image: np.ndarray, poses: list[Pose], kpt_conf: float = 0.5) -> n
                          cv2.LINE_AA)  # fmt: skip
         for x, y in points[visible]:
             cv2.circle(canvas, (int(x), int(y)), lw + 1, KEYPOINT_COLOR, -1, cv2.LINE_AA)
+    _draw_labels(canvas, poses, lw)
     return canvas
 
 
 def _draw_box(canvas: np.ndarray, pose: Pose, lw: int) -> None:
-    """Person box with its score written above it."""
+    """The person's box."""
     x1, y1, x2, y2 = (round(float(v)) for v in pose.box)
     cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOR, lw)
-    scale = lw / 3
-    label = f"person {pose.score:.2f}"
-    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, lw // 2))
-    top = max(y1 - th - lw, 0)
-    cv2.rectangle(canvas, (x1, top), (x1 + tw + lw, top + th + lw), BOX_COLOR, -1)
-    cv2.putText(canvas, label, (x1 + lw // 2, top + th), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), max(1, lw // 2), cv2.LINE_AA)  # fmt: skip
+
+
+def _label(pose: Pose) -> str:
+    """The text written by a person's box."""
+    return f"person {pose.score:.2f}"
+
+
+def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float, int, int, int]:
+    """Font scale, thickness, and the label's width and height; shrunk to fit a narrow image."""
+    scale, thickness = lw / 3, max(1, lw // 2)
+    (tw, th), baseline = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
+    width = image_shape[1]
+    if tw + lw > width:
+        scale *= (width - lw) / (tw + lw)
+        (tw, th), baseline = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
+    return scale, thickness, tw + lw, th + baseline + lw
+
+
+def label_rects(poses: list[Pose], image_shape: tuple[int, ...], lw: int) -> np.ndarray:
+    """(N, 4) int x1, y1, x2, y2 of each pose's label, inside the image, placed greedily (poses
+    in order) at the first spot by its box, else the nearest in the image, that is still free."""
+    height, width = image_shape[:2]
+    rects = np.zeros((len(poses), 4), np.int64)
+    for i, pose in enumerate(poses):
+        _, _, w, h = label_style(image_shape, lw, _label(pose))
+        size = np.array([w, h])
+        limit = np.maximum(np.array([width, height]) - size, 0)
+        for corners in (_label_spots(pose.box, w, h), _spots_by_distance(pose.box, limit, w, h)):
+            corners = np.clip(corners, 0, limit)
+            spots = np.c_[corners, corners + size]
+            overlap = _overlap_areas(spots, rects[:i]).sum(axis=1)
+            rects[i] = spots[int(np.argmin(overlap))]
+            if overlap.min() == 0:
+                break
+    return rects
+
+
+def _label_spots(box: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Candidate top-left corners, best first: above the box, then inside it from the top down,
+    then below it; each at the box's left edge, then at its right edge."""
+    x1, y1, x2, y2 = np.round(box).astype(np.int64)
+    rows = [y1 - h, *range(y1, max(y2 - h, y1) + 1, h), y2]
+    return np.array([(x, y) for y in rows for x in (x1, x2 - w)], np.int64)
+
+
+def _spots_by_distance(box: np.ndarray, limit: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Every corner on a (w/2, h) grid over the image, nearest the box's top-left first."""
+    xs = np.arange(0, limit[0] + 1, max(w // 2, 1))
+    ys = np.arange(0, limit[1] + 1, max(h, 1))
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    distance = np.abs(grid - np.round(box[:2]).astype(np.int64)).sum(axis=1)
+    return grid[np.argsort(distance, kind="stable")]
+
+
+def _overlap_areas(spots: np.ndarray, placed: np.ndarray) -> np.ndarray:
+    """(S, P) overlap area of each candidate rectangle with each placed one."""
+    ix = np.minimum(spots[:, None, 2], placed[None, :, 2]) - np.maximum(
+        spots[:, None, 0], placed[None, :, 0]
+    )
+    iy = np.minimum(spots[:, None, 3], placed[None, :, 3]) - np.maximum(
+        spots[:, None, 1], placed[None, :, 1]
+    )
+    return np.clip(ix, 0, None) * np.clip(iy, 0, None)
+
+
+def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int) -> None:
+    """Each pose's score on a filled tag, on top of everything else, inside the image."""
+    for pose, (x1, y1, x2, y2) in zip(poses, label_rects(poses, canvas.shape, lw), strict=True):
+        text = _label(pose)
+        scale, thickness, _, _ = label_style(canvas.shape, lw, text)
+        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), BOX_COLOR, -1)
+        (_, th), _ = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
+        cv2.putText(canvas, text, (int(x1) + lw // 2, int(y1) + lw // 2 + th), LABEL_FONT, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip

@@ -1,0 +1,74 @@
+"""Annotated images: every score label inside the image, readable, none over another."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from posecli import PoseEstimator
+from posecli.draw import BOX_COLOR, draw_poses, label_rects, line_width
+from posecli.pose import Pose
+
+from conftest import BUS, COCO_IMAGES
+
+# The COCO dev photos where the default model finds the most people at --conf 0.05.
+CROWDS = ["000000005001.jpg", "000000350679.jpg", "000000376322.jpg", "000000388056.jpg"]
+
+
+@pytest.fixture(scope="module")
+def low_conf_estimator() -> PoseEstimator:
+    """The default model keeping weak detections too, for crowded pictures."""
+    return PoseEstimator(conf=0.05)
+
+
+def pairwise_overlap(rects: np.ndarray) -> np.ndarray:
+    """(N, N) intersection areas of rectangles, zero on the diagonal."""
+    lo = np.maximum(rects[:, None, :2], rects[None, :, :2])
+    hi = np.minimum(rects[:, None, 2:], rects[None, :, 2:])
+    area = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    np.fill_diagonal(area, 0)
+    return area
+
+
+def check_labels(image: np.ndarray, poses: list[Pose]) -> np.ndarray:
+    """Label rectangles inside the image, not overlapping, and drawn where they say."""
+    rects = label_rects(poses, image.shape, line_width(image))
+    height, width = image.shape[:2]
+    assert (rects[:, :2] >= 0).all() and (rects[:, 2] <= width).all()
+    assert (rects[:, 3] <= height).all()
+    assert not pairwise_overlap(rects).any()
+    drawn = draw_poses(image, poses)
+    for x1, y1, x2, y2 in rects:
+        tag = drawn[y1:y2, x1:x2].reshape(-1, 3)
+        assert (tag == BOX_COLOR).all(axis=1).mean() > 0.5  # the tag's fill, under white text
+        assert (tag == 255).all(axis=1).any()  # the text
+    return rects
+
+
+@pytest.mark.parametrize("name", CROWDS)
+def test_crowd_labels_stay_inside_and_apart(low_conf_estimator, name):
+    image = cv2.imread(str(COCO_IMAGES / name))
+    poses = low_conf_estimator.predict(image)
+    assert len(poses) >= 20
+    check_labels(image, poses)
+
+
+def test_labels_of_people_at_the_right_and_top_edges_are_whole():
+    image = cv2.imread(str(BUS))
+    height, width = image.shape[:2]
+    keypoints = np.zeros((17, 3), np.float32)
+    poses = [
+        Pose(0.9, np.array([width - 20, 0, width, 300], np.float32), keypoints),
+        Pose(0.8, np.array([width - 25, 5, width, 310], np.float32), keypoints),
+        Pose(0.7, np.array([0, height - 15, 30, height], np.float32), keypoints),
+    ]
+    rects = check_labels(image, poses)
+    assert rects[0, 2] == width and rects[0, 1] == 0
+
+
+def test_a_label_wider_than_the_image_is_shrunk_to_fit():
+    image = cv2.resize(cv2.imread(str(BUS)), (60, 80))
+    pose = Pose(0.5, np.array([5, 5, 50, 70], np.float32), np.zeros((17, 3), np.float32))
+    rects = check_labels(image, [pose])
+    assert rects[0, 2] - rects[0, 0] <= 60
