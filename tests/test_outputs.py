@@ -336,6 +336,16 @@ def test_a_full_disk_under_jsonl_keeps_whole_lines(tiny_disk):
     assert [p.name for p in tiny_disk.iterdir()] == [out.name]
 
 
+def test_standard_output_on_a_full_disk_is_one_line(tiny_disk):
+    with open(tiny_disk / "redirected.jsonl", "wb") as stdout:
+        proc = subprocess.run(posecli("infer", *coco_files(60), "--conf", "0.01", "-q"),
+                              stdout=stdout, stderr=subprocess.PIPE, timeout=300)  # fmt: skip
+    assert proc.returncode == EXIT_OUTPUT
+    assert error_lines(proc) == [
+        "posecli: error: standard output: cannot write: no space left on device"
+    ]
+
+
 def test_a_full_disk_for_annotated_copies_keeps_every_result(tiny_disk, tmp_path):
     out = tmp_path / "out.jsonl"
     images = coco_files(40)

@@ -76,9 +76,7 @@ class Sink:
     def write(self, text: str, flush: bool = False) -> None:
         """Write text (one image's records) to the destination, opening it first if needed."""
         if self.path is None:
-            sys.stdout.write(text)
-            if flush:
-                sys.stdout.flush()
+            write_stdout(text, flush)
             return
         self.open()
         assert self._fd is not None
@@ -99,7 +97,7 @@ class Sink:
     def commit(self) -> None:
         """Finish: flush stdout, or close the file and move a temp file with content into place."""
         if self.path is None:
-            sys.stdout.flush()
+            write_stdout("", flush=True)
             return
         if self._tmp is not None and not self._wrote:
             self.abort()
@@ -123,6 +121,18 @@ class Sink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def write_stdout(text: str, flush: bool) -> None:
+    """Write to standard output; an OutputError (not a closed pipe) if that fails."""
+    try:
+        sys.stdout.write(text)
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise files.output_error("standard output", exc) from exc
 
 
 def lock_lines_file(fd: int, path: Path, append: bool) -> None:
