@@ -346,6 +346,20 @@ def test_standard_output_on_a_full_disk_is_one_line(tiny_disk):
     ]
 
 
+def test_eval_table_on_a_full_disk_is_one_line(tiny_disk, tmp_path):
+    results = tmp_path / "results.json"
+    eval_json("--images", COCO_IMAGES, "--limit", "3", "--save-results", results)
+    free = os.statvfs(tiny_disk)
+    (tiny_disk / "filler").write_bytes(b"F" * (free.f_bavail * free.f_frsize))
+    with open(tiny_disk / "table.txt", "wb") as stdout:
+        command = posecli("eval", "--annotations", COCO_ANNOTATIONS, "--results", results)
+        proc = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, timeout=300)
+    assert proc.returncode == EXIT_OUTPUT
+    assert error_lines(proc) == [
+        "posecli: error: standard output: cannot write: no space left on device"
+    ]
+
+
 def test_a_full_disk_for_annotated_copies_keeps_every_result(tiny_disk, tmp_path):
     out = tmp_path / "out.jsonl"
     images = coco_files(40)

@@ -10,7 +10,7 @@ import click
 from .. import bench as bench_module
 from ..errors import PoseCliError
 from ..sources import expand
-from .common import EXIT_OK
+from .common import EXIT_OK, echo
 from .options import build_estimator, conf_option, model_options, pipeline_options
 
 
@@ -43,5 +43,5 @@ def bench(images_dir, count, as_json, **options) -> int:
         if not images_found:
             raise PoseCliError(f"{images_dir}: no images in this folder")
     report = bench_module.run(estimator, images_found, count)
-    click.echo(json.dumps(report.to_dict()) if as_json else report.table())
+    echo(json.dumps(report.to_dict()) if as_json else report.table())
     return EXIT_OK

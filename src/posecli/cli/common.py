@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 import click
 
 from ..pose import ImageResult
+from ..writers import write_stdout
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 70, 74
 
@@ -23,6 +24,11 @@ class Interrupted(BaseException):
 def error(message: str) -> None:
     """One `posecli: error: ...` line on standard error."""
     click.echo(f"posecli: error: {message}", err=True)
+
+
+def echo(text: str) -> None:
+    """A line on standard output; a full disk there is an output error, not a bug."""
+    write_stdout(text + "\n", flush=True)
 
 
 def info(message: str, quiet: bool) -> None:

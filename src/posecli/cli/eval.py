@@ -13,7 +13,7 @@ from .. import evaluate, files, models
 from ..errors import PoseCliError
 from ..files import write_bytes_atomic
 from ..pose import printable_path
-from .common import EXIT_FAILED, EXIT_OK, error, with_progress
+from .common import EXIT_FAILED, EXIT_OK, echo, error, with_progress
 from .options import build_estimator, conf_option, pipeline_options
 
 
@@ -132,6 +132,6 @@ def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:
     """The table, or one JSON object per row."""
     if as_json:
         for row in rows:
-            click.echo(json.dumps(row.to_dict()))
+            echo(json.dumps(row.to_dict()))
     else:
-        click.echo(evaluate.format_table(rows))
+        echo(evaluate.format_table(rows))
