@@ -12,8 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import ImageError
 from .estimator import PoseEstimator
-from .pose import ImageResult
+from .pose import ImageResult, printable_path
 from .writers import make_writer
 
 STAGES = ("read_decode", "letterbox", "invoke", "decode_nms", "write")
@@ -72,6 +73,14 @@ def synthetic_image(folder: Path) -> Path:
     return path
 
 
+def check_images(estimator: PoseEstimator, paths: list[Path]) -> None:
+    """Run each image once (which also warms up), refusing the first that fails, by name."""
+    for path in paths:
+        result = estimator.predict_file(path)
+        if not result.ok:
+            raise ImageError(f"{printable_path(str(path))}: {result.error}")
+
+
 def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
     """Mean ms per stage, running the stages one after another on each image."""
     totals = np.zeros(len(STAGES))
@@ -124,7 +133,7 @@ def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> Benc
     with tempfile.TemporaryDirectory(prefix="posecli-bench-") as tmp:
         sources = images or [synthetic_image(Path(tmp))]
         paths = [str(p) for p in islice(cycle(sources), count)]
-        estimator.predict_file(paths[0])
+        check_images(estimator, sources[:count])
         stages = stage_times(estimator, paths)
         rounds = [(*end_to_end(estimator, paths), invoke_only_ips(estimator, count))
                   for _ in range(ROUNDS)]  # fmt: skip

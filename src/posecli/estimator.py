@@ -32,6 +32,7 @@ class Settings:
     resize: str = "letterbox"
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     reduced_decode: bool = True
+    max_bytes: int = images.DEFAULT_MAX_BYTES
 
 
 class PoseEstimator:
@@ -40,6 +41,8 @@ class PoseEstimator:
     `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
     for many files in input order, decoding and inferring in parallel worker threads. One
     estimator's `predict` is not for concurrent use from several threads: use `predict_files`.
+    `predict_file`/`predict_files` decode large JPEGs at reduced scale, as the CLI does (unless
+    `reduced_decode=False`); `predict_file(path)` gives exactly the CLI's result for a file.
     """
 
     def __init__(
@@ -53,11 +56,12 @@ class PoseEstimator:
         delegate: str | None = None,
         max_pixels: int = images.DEFAULT_MAX_PIXELS,
         reduced_decode: bool = True,
+        max_bytes: int = images.DEFAULT_MAX_BYTES,
     ):
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
         self.model_path, self.spec = models.resolve(model)
-        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode)
+        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes)
         self.threads = threads or default_threads()
         self.delegate = delegate
         self._model = PoseModel(self.model_path, self.threads, delegate)
@@ -73,13 +77,17 @@ class PoseEstimator:
         return self._model.input_size
 
     def predict(self, image_bgr: np.ndarray) -> list[Pose]:
-        """Poses in one 8-bit BGR (or grayscale) image, in its pixel coordinates."""
+        """Poses in one 8-bit BGR (or grayscale) image, in its pixel coordinates.
+
+        The array is used as given; for the CLI's exact results from a file, `predict_file`.
+        """
         image_bgr = _as_bgr(image_bgr)
         height, width = image_bgr.shape[:2]
         return self._predict_loaded(self._model, images.LoadedImage(image_bgr, width, height))
 
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
-        """Read, run and decode one image file; a bad file gives a result with `error` set."""
+        """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced
+        scale unless `reduced_decode=False`); a bad file gives a result with `error` set."""
         return self._process(self._model, hook, str(path))
 
     def predict_files(
@@ -109,7 +117,7 @@ class PoseEstimator:
         reduce = None
         if self.settings.reduced_decode and not full:
             reduce = partial(max_reduction, size=self.input_size, mode=self.settings.resize)
-        return images.load(path, self.settings.max_pixels, reduce)
+        return images.load(path, self.settings.max_pixels, reduce, self.settings.max_bytes)
 
     def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
         """Model input and the transform from original-image pixels to model pixels."""
@@ -170,16 +178,21 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def ordered_map(fn: Callable, items: Iterable, workers: int, window: int) -> Iterator:
-    """Map fn over items in a thread pool, yielding in input order with at most `window` pending."""
+    """Map fn over items in a thread pool, yielding in input order with at most `window` pending.
+
+    When the consumer stops early (an interrupt, a closed pipe), queued items are dropped and
+    running ones are not waited for, so a worker stuck in a slow read cannot hold it up.
+    """
     pending: deque[Future] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="posecli")
     try:
-        source = iter(items)
-        for item in source:
+        for item in items:
             pending.append(pool.submit(fn, item))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -15,6 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 from .errors import AnnotationError
 from .estimator import PoseEstimator
+from .filekinds import not_regular_reason
 from .pose import KEYPOINT_NAMES, ImageResult
 from .writers import coco_detections
 
@@ -63,16 +64,24 @@ def _quiet_stdout() -> Iterator[None]:
 
 def load_annotations(path: Path) -> COCO:
     """Load a COCO keypoints annotation file, refusing anything else with a clear reason."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    data = read_json(path)
     check_keypoint_dataset(path, data)
     coco = COCO()
     coco.dataset = data
     with _quiet_stdout():
         coco.createIndex()
     return coco
+
+
+def read_json(path: Path) -> object:
+    """A JSON file's content; a FIFO or device is refused rather than read (it may never end)."""
+    reason = not_regular_reason(path)
+    if reason:
+        raise AnnotationError(f"{path}: {reason}")
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
 
 
 def check_keypoint_dataset(path: Path, data: object) -> None:
@@ -122,10 +131,7 @@ def run_model(
 
 def load_results(path: Path, coco: COCO) -> list[dict]:
     """A COCO results file whose every image_id is in the annotations."""
-    try:
-        results = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    results = read_json(path)
     if not isinstance(results, list) or not all(
         isinstance(r, dict) and {"image_id", "keypoints", "score"} <= r.keys() for r in results
     ):

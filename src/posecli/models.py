@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import ModelError
+from .filekinds import not_regular_reason
 from .files import reason, write_bytes_atomic
 
 ENV_MODELS = "POSECLI_MODELS"
@@ -91,9 +92,12 @@ def resolve(model: str | os.PathLike | None) -> tuple[Path, ModelSpec | None]:
     spec = specs.get(str(model))
     if spec is None:
         path = Path(model)
-        if not path.is_file():
+        why = not_regular_reason(path)
+        if why == "no such file":
             known = ", ".join(specs)
             raise ModelError(f"{path}: no such model file, and not a known model name ({known})")
+        if why:
+            raise ModelError(f"{path}: {why}, not a model file")
         read_model(path)
         return path, None
     found = find_file(spec)
@@ -119,8 +123,9 @@ def _fetch(spec: ModelSpec, source_dir: Path | None) -> bytes:
     """The model's bytes from a local folder or its upstream URL."""
     if source_dir is not None:
         src = source_dir / spec.file
-        if not src.is_file():
-            raise ModelError(f"{src}: no such file to pull {spec.name} from")
+        why = not_regular_reason(src)
+        if why:
+            raise ModelError(f"{src}: cannot pull {spec.name} from it: {why}")
         return read_model(src)
     try:
         with urllib.request.urlopen(spec.url, timeout=60) as response:

@@ -19,6 +19,8 @@ IMAGE_EXTENSIONS = frozenset(
         ".bmp",
         ".dib",
         ".webp",
+        ".avif",
+        ".gif",
         ".tif",
         ".tiff",
         ".jp2",
@@ -30,6 +32,10 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 
+MAX_PATH_LINE = 65536
+IMAGE_DATA_ON_STDIN = "standard input holds image data, not paths; give the file name instead"
+
+
 @dataclass(frozen=True)
 class Item:
     """One image to process: the path to read and its name relative to the folder it came from."""
@@ -38,12 +44,22 @@ class Item:
     name: str
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A folder passed over on purpose, and why."""
+
+    path: str
+    reason: str
+
+
 @dataclass
 class Inputs:
-    """The images found, and the sources that could not be used with the reason for each."""
+    """The images found, the sources that could not be used with the reason for each, and
+    what was passed over on purpose (a symbolic-link loop) with the reason."""
 
     items: list[Item] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_image_name(name: str) -> bool:
@@ -52,9 +68,20 @@ def is_image_name(name: str) -> bool:
 
 
 def read_path_lines(stream: BinaryIO) -> list[str]:
-    """Paths from a stream, one per line, undecodable bytes kept (os.fsdecode)."""
-    lines = (line.rstrip(b"\r\n") for line in stream)
-    return [os.fsdecode(line) for line in lines if line]
+    """Paths from a stream, one per line, undecodable bytes kept (os.fsdecode).
+
+    A NUL byte cannot be in a path, nor a line be longer than MAX_PATH_LINE: such a stream
+    holds image data (`cat photo.jpg | ...`), and it is not read any further.
+    """
+    paths = []
+    while line := stream.readline(MAX_PATH_LINE + 1):
+        if b"\0" in line or len(line) > MAX_PATH_LINE:
+            raise ValueError(
+                "standard input holds image data, not paths; give the file name instead"
+            )
+        if line := line.rstrip(b"\r\n"):
+            paths.append(os.fsdecode(line))
+    return paths
 
 
 def expand(sources: Iterable[str], recursive: bool, stdin: BinaryIO | None = None) -> Inputs:
@@ -62,7 +89,12 @@ def expand(sources: Iterable[str], recursive: bool, stdin: BinaryIO | None = Non
     inputs = Inputs()
     for source in sources:
         if source == "-" and stdin is not None:
-            _add_all(inputs, read_path_lines(stdin), recursive)
+            try:
+                lines = read_path_lines(stdin)
+            except ValueError as exc:
+                inputs.errors.append((source, str(exc)))
+                continue
+            _add_all(inputs, lines, recursive)
         else:
             _add_all(inputs, [source], recursive)
     return inputs
@@ -85,22 +117,24 @@ def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
 
 
 def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
-    """The images in a folder (and its subfolders with `recursive`), or an error if none."""
-    before = len(inputs.items)
-    for item_or_error in _walk(root, root, recursive, ancestors=frozenset()):
-        if isinstance(item_or_error, Item):
-            inputs.items.append(item_or_error)
+    """The images in a folder (and its subfolders with `recursive`), or one error if none."""
+    before, errors_before = len(inputs.items), len(inputs.errors)
+    for found in _walk(root, root, recursive, ancestors=frozenset()):
+        if isinstance(found, Item):
+            inputs.items.append(found)
+        elif isinstance(found, Skipped):
+            inputs.warnings.append((found.path, found.reason))
         else:
-            inputs.errors.append(item_or_error)
-    if len(inputs.items) == before:
+            inputs.errors.append(found)
+    if len(inputs.items) == before and len(inputs.errors) == errors_before:
         hint = "" if recursive else " (use -r to look in subfolders)"
         inputs.errors.append((root, f"no images in this folder{hint}"))
 
 
 def _walk(
     folder: str, root: str, recursive: bool, ancestors: frozenset[tuple[int, int]]
-) -> Iterator[Item | tuple[str, str]]:
-    """Images below folder in name order; symlink loops and unreadable folders reported."""
+) -> Iterator[Item | Skipped | tuple[str, str]]:
+    """Images below folder in name order; symlink loops skipped, unreadable folders reported."""
     try:
         st = os.stat(folder)
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -112,7 +146,7 @@ def _walk(
         if recursive and _is_dir(entry):
             target = os.stat(entry.path)
             if (target.st_dev, target.st_ino) in ancestors:
-                yield entry.path, "symbolic link loop, not followed"
+                yield Skipped(entry.path, "symbolic link loop, not followed")
             else:
                 yield from _walk(entry.path, root, recursive, ancestors)
         elif is_image_name(entry.name):

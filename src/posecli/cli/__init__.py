@@ -5,13 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 
 import click
 
 from .. import __version__
 from ..errors import OutputError, PoseCliError
+from . import interrupts
 from .bench import bench
-from .common import EXIT_INTERNAL, EXIT_OUTPUT, EXIT_USAGE, Interrupted, error
+from .common import (
+    EXIT_INTERNAL,
+    EXIT_OUTPUT,
+    EXIT_USAGE,
+    Interrupted,
+    divert_native_stderr,
+    error,
+)
 from .eval import eval_command
 from .infer import infer
 from .models import models_group
@@ -27,19 +36,31 @@ for command in (infer, eval_command, bench, models_group):
     cli.add_command(command)
 
 
-def _raise_interrupted(signum: int, _frame) -> None:
-    """Signal handler: unwind like Ctrl-C."""
-    raise Interrupted(signum)
-
-
 def main() -> None:
     """Entry point: run the CLI and map every outcome to one exit status, never a traceback.
 
+    Native libraries' messages and Python warnings are dropped (errors are posecli's own
+    lines), and exceptions that Python can only report, from finalizers, are ignored.
+    """
+    interrupts.install()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit gives EFBIG, not death
+    divert_native_stderr()
+    warnings.simplefilter("ignore")
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        code = run_cli()
+    except Interrupted as exc:  # also when it comes while another outcome is being reported
+        error("interrupted")
+        interrupts.reported()
+        code = exc.exit_code
+    interrupts.finish(code)
+
+
+def run_cli() -> int:
+    """Run the command; its exit status, with every error reported on one line.
+
     click's own `main` is not used: it turns a closed pipe into exit status 1.
     """
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit gives EFBIG, not death
     try:
         with cli.make_context("posecli", sys.argv[1:]) as ctx:
             code = cli.invoke(ctx)
@@ -54,16 +75,12 @@ def main() -> None:
     except PoseCliError as exc:
         error(str(exc))
         code = EXIT_USAGE
-    except Interrupted as exc:
-        error("interrupted")
-        code = exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        error("interrupted")
-        code = 128 + signal.SIGINT
+        raise Interrupted(signal.SIGINT) from None
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 128 + signal.SIGPIPE
     except Exception as exc:  # a bug: still one line, not a traceback
         error(f"internal error: {type(exc).__name__}: {exc} (please report it)")
         code = EXIT_INTERNAL
-    sys.exit(code or 0)
+    return code or 0

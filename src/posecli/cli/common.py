@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Iterator
 
@@ -31,10 +32,39 @@ def echo(text: str) -> None:
     write_stdout(text + "\n", flush=True)
 
 
+def divert_native_stderr() -> None:
+    """Drop what native libraries print on fd 2 (libjpeg, libpng, LiteRT); posecli's own
+    messages (sys.stderr) go on to a copy of the original standard error.
+
+    A file that a library complains about still gets its own error line when it cannot be
+    decoded; the library's words are not attributable to one image among parallel workers.
+    """
+    try:
+        sys.stderr.flush()
+        own = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        return  # no standard error to protect
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    sys.stderr = open(own, "w", encoding=encoding, errors="backslashreplace", buffering=1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def info(message: str, quiet: bool) -> None:
     """A status line on standard error unless --quiet."""
     if not quiet:
         click.echo(message, err=True)
+
+
+def warning(message: str, quiet: bool) -> None:
+    """One `posecli: warning: ...` line on standard error unless --quiet."""
+    info(f"posecli: warning: {message}", quiet)
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def with_progress(

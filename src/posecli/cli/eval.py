@@ -98,7 +98,8 @@ def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.
     if save_results:
         write_bytes_atomic(save_results, json.dumps(detections).encode())
     scores = evaluate.score(coco, detections, done)
-    settings = {k: v for k, v in asdict(estimator.settings).items() if k != "max_pixels"}
+    limits = ("max_pixels", "max_bytes")
+    settings = {k: v for k, v in asdict(estimator.settings).items() if k not in limits}
     return evaluate.EvalResult(estimator.model_name, settings, len(done), scores["keypoints"],
                                scores["bbox"], failed)  # fmt: skip
 

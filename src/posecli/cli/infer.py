@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -15,7 +18,7 @@ from ..errors import ImageError, OutputError, PoseCliError
 from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, make_writer
-from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, with_progress
+from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
 from .options import build_estimator, conf_option, model_options, pipeline_options
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -92,6 +95,8 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, sh
     inputs = expand(sources, recursive, sys.stdin.buffer if "-" in sources else None)
     for path, reason in inputs.errors:
         error(f"{printable_path(path)}: {reason}")
+    for path, reason in inputs.warnings:
+        warning(f"{printable_path(path)}: {reason}", quiet)
     items = unique_names(inputs.items)
     if shard_index:
         items = select_shard(items, *shard_index)
@@ -162,8 +167,9 @@ class Stats:
         rate = self.images / elapsed if elapsed > 0 else 0.0
         skip = f", {skipped} skipped" if skipped else ""
         unsaved = f", {self.unsaved} not saved" if self.unsaved else ""
-        return (f"{self.images} images, {self.poses} poses, {self.failed} failed{unsaved}{skip} "
-                f"in {elapsed:.2f} s ({rate:.1f} images/s)")  # fmt: skip
+        return (f"{plural(self.images, 'image')}, {plural(self.poses, 'pose')}, "
+                f"{self.failed} failed{unsaved}{skip} in {elapsed:.2f} s "
+                f"({rate:.1f} images/s)")  # fmt: skip
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -> Stats:
@@ -239,8 +245,10 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
         index, count = (int(v) for v in text.split("/"))
     except ValueError:
         raise click.BadParameter("expected I/N, e.g. 0/4", param_hint="--shard") from None
+    if count < 1:
+        raise click.BadParameter(f"N must be at least 1, not {count}", param_hint="--shard")
     if not 0 <= index < count:
-        raise click.BadParameter("I must be in 0..N-1", param_hint="--shard")
+        raise click.BadParameter(f"I must be in 0..{count - 1}, not {index}", param_hint="--shard")
     return index, count
 
 
@@ -248,8 +256,7 @@ def finished_images(jsonl: Path | None, save_dir: Path | None, items: list[Item]
     """Paths already done: recorded in the jsonl file and/or saved in save_dir (both if both)."""
     done = {i.path for i in items}
     if jsonl is not None:
-        recorded = recorded_images(jsonl)
-        done = {p for p in done if printable_path(p) in recorded}
+        done &= recorded_files(jsonl, items)
     if save_dir is not None:
         done = {
             i.path for i in items if i.path in done and annotated_copy(save_dir, i.name).is_file()
@@ -263,16 +270,44 @@ def annotated_copy(save_dir: Path, name: str) -> Path:
     return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
 
 
-def recorded_images(jsonl: Path) -> set[str]:
+def recorded_files(jsonl: Path, items: list[Item]) -> set[str]:
+    """The items whose file a jsonl record names, compared by device and inode, not by text.
+
+    So `photos/a.jpg` and `/data/photos/a.jpg` are one file (relative records are taken from
+    the current folder). A record's text names two files when a name with a non-UTF-8 byte,
+    printed as \\xNN, sits beside a file literally named so: both count as done once that
+    text has been recorded twice.
+    """
+    done: set[tuple[int, int]] = set()
+    for text, count in Counter(recorded_images(jsonl)).items():
+        ids = {f for f in map(files.identity, spellings(text)) if f is not None}
+        if count >= len(ids):
+            done |= ids
+    return {i.path for i in items if files.identity(i.path) in done}
+
+
+def spellings(text: str) -> set[str]:
+    """The paths a record's text can stand for: itself, and with each \\xNN read as a byte."""
+    raw = re.sub(
+        rb"\\x([0-9a-f]{2})",
+        lambda m: bytes([int(m[1], 16)]),
+        text.encode("utf-8", "surrogatepass"),
+    )
+    return {text, os.fsdecode(raw)}
+
+
+def recorded_images(jsonl: Path) -> list[str]:
     """Image paths in a jsonl results file (its torn last line was cut off when it was opened)."""
     if not jsonl.is_file():
-        return set()
+        return []
     data = jsonl.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
-    recorded = set()
+    recorded = []
     for line in complete.decode("utf-8", "replace").splitlines():
         try:
-            recorded.add(json.loads(line)["image"])
+            image = json.loads(line)["image"]
         except (ValueError, KeyError, TypeError):
             continue
+        if isinstance(image, str):
+            recorded.append(image)
     return recorded

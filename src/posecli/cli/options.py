@@ -41,6 +41,8 @@ def pipeline_options(func):
                      show_default=True, help="Letterbox (keep aspect) or stretch to the input."),
         click.option("--max-pixels", type=click.IntRange(1), default=images.DEFAULT_MAX_PIXELS,
                      show_default=True, help="Refuse images with more pixels than this."),
+        click.option("--max-bytes", type=click.IntRange(1), default=images.DEFAULT_MAX_BYTES,
+                     show_default=True, help="Refuse image files larger than this."),
         click.option("--full-decode", is_flag=True,
                      help="Always decode JPEGs at full size (no reduced-scale decoding)."),
     ], func)  # fmt: skip
@@ -60,10 +62,10 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
 
 
 def build_estimator(model, conf, iou, max_det, threads, delegate, resize, max_pixels,
-                    full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
+                    max_bytes, full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
-        reduced_decode=not full_decode,
+        reduced_decode=not full_decode, max_bytes=max_bytes,
     )  # fmt: skip
