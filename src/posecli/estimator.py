@@ -15,9 +15,10 @@ import numpy as np
 from . import images, models
 from .decode import decode_poses
 from .errors import ImageError
-from .pose import ImageResult, Pose
-from .preprocess import RESIZE_MODES, Transform, max_reduction, to_model_input
+from .pose import KEYPOINT_NAMES, ImageResult, Pose
+from .preprocess import INTERPOLATIONS, RESIZE_MODES, Transform, max_reduction, to_model_input
 from .runtime import PoseModel, default_threads
+from .tta import TTA_MODES, flip_averaged, flip_index
 
 ImageHook = Callable[[str, np.ndarray, list[Pose]], None]
 
@@ -33,6 +34,8 @@ class Settings:
     max_pixels: int = images.DEFAULT_MAX_PIXELS
     reduced_decode: bool = True
     max_bytes: int = images.DEFAULT_MAX_BYTES
+    interp: str = "linear"
+    tta: str = "none"
 
 
 class PoseEstimator:
@@ -57,11 +60,18 @@ class PoseEstimator:
         max_pixels: int = images.DEFAULT_MAX_PIXELS,
         reduced_decode: bool = True,
         max_bytes: int = images.DEFAULT_MAX_BYTES,
+        interp: str = "linear",
+        tta: str = "none",
     ):
-        if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {resize!r}")
+        for name, value, allowed in (("resize", resize, RESIZE_MODES),
+                                     ("interp", interp, tuple(INTERPOLATIONS)),
+                                     ("tta", tta, TTA_MODES)):  # fmt: skip
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
         self.model_path, self.spec = models.resolve(model)
-        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes)
+        self.settings = Settings(
+            conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes, interp, tta
+        )
         self.threads = threads or default_threads()
         self.delegate = delegate
         self._model = PoseModel(self.model_path, self.threads, delegate)
@@ -121,13 +131,23 @@ class PoseEstimator:
 
     def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
         """Model input and the transform from original-image pixels to model pixels."""
-        rgb, t = to_model_input(loaded.bgr, self.input_size, self.settings.resize)
+        s = self.settings
+        rgb, t = to_model_input(loaded.bgr, self.input_size, s.resize, s.interp)
         r = loaded.reduction
         return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
 
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
-        """Invoke the model on a preprocessed input; the raw (56, F) output."""
-        return (model or self._model).run(rgb)
+        """Invoke the model on a preprocessed input; the raw (56, F) output.
+
+        With `tta="flip"` the model also runs on the mirrored input, and each anchor's output is
+        averaged with the mirrored output at the mirrored anchor.
+        """
+        model = model or self._model
+        output = model.run(rgb)
+        if self.settings.tta == "flip":
+            mirrored = model.run(np.ascontiguousarray(rgb[:, ::-1]))
+            output = flip_averaged(output, mirrored, rgb.shape[:2], flip_index(KEYPOINT_NAMES))
+        return output
 
     def decode(
         self, output: np.ndarray, transform: Transform, width: int, height: int

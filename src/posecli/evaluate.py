@@ -42,15 +42,18 @@ class EvalResult:
     keypoints: dict[str, float]
     bbox: dict[str, float]
     failed: list[tuple[str, str]] = field(default_factory=list)
+    metric: str = "coco"
 
     def to_dict(self) -> dict:
-        """The --json form."""
+        """The --json form; ST's metric has no box scores."""
+        boxes = {"bbox": self.bbox} if self.metric == "coco" else {}
         return {
             "model": self.model,
+            "metric": self.metric,
             "settings": self.settings,
             "images": self.images,
             "keypoints": self.keypoints,
-            "bbox": self.bbox,
+            **boxes,
             "failed": len(self.failed),
         }
 

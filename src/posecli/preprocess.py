@@ -9,6 +9,8 @@ import numpy as np
 
 PAD_VALUE = 114
 RESIZE_MODES = ("letterbox", "stretch")
+# nearest: OpenCV's exact nearest samples at half-pixel centres, as TensorFlow's resize does.
+INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST_EXACT}
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,15 @@ def max_reduction(width: int, height: int, size: int, mode: str) -> float:
 
 
 def to_model_input(
-    bgr: np.ndarray, size: int, mode: str = "letterbox"
+    bgr: np.ndarray, size: int, mode: str = "letterbox", interp: str = "linear"
 ) -> tuple[np.ndarray, Transform]:
-    """Resize (bilinear) into a size x size RGB uint8 canvas padded with 114, centred."""
+    """Resize (bilinear or nearest) into a size x size RGB uint8 canvas padded with 114, centred."""
     height, width = bgr.shape[:2]
     new_w, new_h = resized_shape(width, height, size, mode)
     resized = (
         bgr
         if (new_w, new_h) == (width, height)
-        else cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        else cv2.resize(bgr, (new_w, new_h), interpolation=INTERPOLATIONS[interp])
     )
     left, top = (size - new_w) // 2, (size - new_h) // 2
     canvas = cv2.copyMakeBorder(

@@ -1,4 +1,4 @@
-"""`posecli eval`: COCO keypoint and box AP of models or of a results file."""
+"""`posecli eval`: COCO keypoint and box AP (or ST's card metric) of models or a results file."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from .. import evaluate, files, models
+from .. import evaluate, files, models, st_metric
 from ..errors import PoseCliError
 from ..files import write_bytes_atomic
 from ..pose import printable_path
-from .common import EXIT_FAILED, EXIT_OK, echo, error, with_progress
+from .common import EXIT_FAILED, EXIT_OK, echo, error, info, with_progress
 from .options import build_estimator, conf_option, pipeline_options
 
 
@@ -45,6 +45,13 @@ from .options import build_estimator, conf_option, pipeline_options
     help="Model name or .tflite path; repeat for a row per model.",
 )
 @click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
+@click.option(
+    "--metric",
+    type=click.Choice(("coco", "st")),
+    default="coco",
+    show_default=True,
+    help="coco: pycocotools; st: the metric of ST's model card (its images, matching and AP).",
+)
 @pipeline_options
 @conf_option(default=0.001)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images.")
@@ -56,9 +63,9 @@ from .options import build_estimator, conf_option, pipeline_options
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model, for scripts.")
 @click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
-def eval_command(annotations, images_dir, results, model_names, all_models, limit, save_results,
-                 as_json, quiet, **options) -> int:  # fmt: skip
-    """COCO keypoint and box AP of models (or of a results file) with pycocotools."""
+def eval_command(annotations, images_dir, results, model_names, all_models, metric, limit,
+                 save_results, as_json, quiet, **options) -> int:  # fmt: skip
+    """Keypoint and box AP of models (or a results file): pycocotools, or ST's card metric."""
     if results is not None and (model_names or all_models or save_results or images_dir):
         raise click.UsageError(
             "--results scores a results file: -m, --all-models, --save-results and --images "
@@ -66,7 +73,7 @@ def eval_command(annotations, images_dir, results, model_names, all_models, limi
         )
     coco = evaluate.load_annotations(annotations)
     if results is not None:
-        print_eval([score_results_file(coco, results, limit)], as_json)
+        print_eval([score_results_file(coco, results, limit, metric)], as_json)
         return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
@@ -74,6 +81,9 @@ def eval_command(annotations, images_dir, results, model_names, all_models, limi
     if save_results and len(names) > 1:
         raise click.UsageError("--save-results takes a single model")
     items = evaluate.annotated_images(coco, images_dir, limit)
+    if metric == "st":
+        kept = {im.image_id for im in st_metric.kept_images(coco, [i.image_id for i in items])}
+        items = [item for item in items if item.image_id in kept]
     if save_results:
         refuse_overwriting(save_results, [annotations, *(item.path for item in items)])
         files.check_writable(save_results)
@@ -83,25 +93,27 @@ def eval_command(annotations, images_dir, results, model_names, all_models, limi
         raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
     if missing:
         error(missing_summary(images_dir, missing, len(items)))
-    rows = [evaluate_model(coco, present, name, options, save_results, quiet) for name in names]
+    rows = [evaluate_model(coco, present, name, metric, options, save_results, quiet)
+            for name in names]  # fmt: skip
     print_eval(rows, as_json)
     return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
 
 
-def evaluate_model(coco, items, name, options, save_results, quiet) -> evaluate.EvalResult:
+def evaluate_model(coco, items, name, metric, options, save_results, quiet) -> evaluate.EvalResult:
     """Run one model over the annotated images and score it."""
     estimator = build_estimator(model=name, **options)
+    limits = ("max_pixels", "max_bytes")
+    settings = {k: v for k, v in asdict(estimator.settings).items() if k not in limits}
+    differences = st_metric.card_differences(settings) if metric == "st" else []
+    if differences:
+        info(f"posecli: not the model card's setup: {', '.join(differences)}", quiet)
     track = partial(with_progress, total=len(items), quiet=quiet, label=estimator.model_name)
     detections, done, failed = evaluate.run_model(estimator, items, track)
     for path, reason in failed:
         error(f"{printable_path(path)}: {reason}")
     if save_results:
         write_bytes_atomic(save_results, json.dumps(detections).encode())
-    scores = evaluate.score(coco, detections, done)
-    limits = ("max_pixels", "max_bytes")
-    settings = {k: v for k, v in asdict(estimator.settings).items() if k not in limits}
-    return evaluate.EvalResult(estimator.model_name, settings, len(done), scores["keypoints"],
-                               scores["bbox"], failed)  # fmt: skip
+    return scored(estimator.model_name, settings, coco, detections, done, metric, failed)
 
 
 def missing_summary(images_dir: Path, missing: list[evaluate.EvalImage], total: int) -> str:
@@ -119,14 +131,22 @@ def refuse_overwriting(output: Path, inputs: list[Path]) -> None:
         raise PoseCliError(f"{output}: --save-results would write over an input of the run")
 
 
-def score_results_file(coco, results: Path, limit: int | None) -> evaluate.EvalResult:
+def score_results_file(coco, results: Path, limit: int | None, metric: str) -> evaluate.EvalResult:
     """Score an existing COCO results file against the annotations (the first `limit` by id)."""
     detections = evaluate.load_results(results, coco)
     image_ids = sorted(coco.getImgIds())[:limit]
-    scores = evaluate.score(coco, detections, image_ids)
     settings = {"results": str(results), "resize": "-"}
-    return evaluate.EvalResult(results.name, settings, len(image_ids), scores["keypoints"],
-                               scores["bbox"])  # fmt: skip
+    return scored(results.name, settings, coco, detections, image_ids, metric)
+
+
+def scored(name, settings, coco, detections, image_ids, metric, failed=()) -> evaluate.EvalResult:
+    """An EvalResult with the chosen metric's scores."""
+    if metric == "st":
+        keypoints, count = st_metric.score(coco, detections, image_ids)
+        return evaluate.EvalResult(name, settings, count, keypoints, {}, list(failed), metric)
+    scores = evaluate.score(coco, detections, image_ids)
+    return evaluate.EvalResult(name, settings, len(image_ids), scores["keypoints"],
+                               scores["bbox"], list(failed))  # fmt: skip
 
 
 def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:
@@ -134,5 +154,7 @@ def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:
     if as_json:
         for row in rows:
             echo(json.dumps(row.to_dict()))
+    elif rows[0].metric == "st":
+        echo(st_metric.format_table(rows))
     else:
         echo(evaluate.format_table(rows))

@@ -6,7 +6,8 @@ import click
 
 from .. import images, models
 from ..estimator import PoseEstimator
-from ..preprocess import RESIZE_MODES
+from ..preprocess import INTERPOLATIONS, RESIZE_MODES
+from ..tta import TTA_MODES
 
 
 def apply_options(options: list, func):
@@ -39,6 +40,11 @@ def pipeline_options(func):
                      help="External delegate library (e.g. an NPU delegate .so)."),
         click.option("--resize", type=click.Choice(RESIZE_MODES), default="letterbox",
                      show_default=True, help="Letterbox (keep aspect) or stretch to the input."),
+        click.option("--interp", type=click.Choice(tuple(INTERPOLATIONS)), default="linear",
+                     show_default=True,
+                     help="Resize interpolation (nearest samples pixel centres, as TensorFlow)."),
+        click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+                     help="flip: also run the mirrored input and average the two (2x the time)."),
         click.option("--max-pixels", type=click.IntRange(1), default=images.DEFAULT_MAX_PIXELS,
                      show_default=True, help="Refuse images with more pixels than this."),
         click.option("--max-bytes", type=click.IntRange(1), default=images.DEFAULT_MAX_BYTES,
@@ -61,11 +67,11 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
     return models.model_for_size(int(imgsz)) if imgsz else model
 
 
-def build_estimator(model, conf, iou, max_det, threads, delegate, resize, max_pixels,
-                    max_bytes, full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
+def build_estimator(model, conf, iou, max_det, threads, delegate, resize, interp, tta,
+                    max_pixels, max_bytes, full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
-        reduced_decode=not full_decode, max_bytes=max_bytes,
+        reduced_decode=not full_decode, max_bytes=max_bytes, interp=interp, tta=tta,
     )  # fmt: skip
