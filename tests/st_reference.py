@@ -46,11 +46,17 @@ def ground_truth(annotation_file: Path) -> list[dict]:
 
 
 def tf_nearest_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Nearest neighbour with half-pixel centres: source index floor((i + 0.5) * in / out)."""
+    """TensorFlow's nearest resize: source index floorf((i + 0.5f) * (in / out)) in float32."""
     h, w = rgb.shape[:2]
-    rows = [min(math.floor((i + 0.5) * h / size), h - 1) for i in range(size)]
-    cols = [min(math.floor((j + 0.5) * w / size), w - 1) for j in range(size)]
-    return rgb[np.ix_(rows, cols)]
+    half = np.float32(0.5)
+    scale_y, scale_x = np.float32(h) / np.float32(size), np.float32(w) / np.float32(size)
+    rows = [min(math.floor((np.float32(i) + half) * scale_y), h - 1) for i in range(size)]
+    cols = [min(math.floor((np.float32(j) + half) * scale_x), w - 1) for j in range(size)]
+    out = np.zeros((size, size, 3), np.uint8)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            out[i, j] = rgb[r, c]
+    return out
 
 
 @cache

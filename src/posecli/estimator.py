@@ -64,7 +64,7 @@ class PoseEstimator:
         tta: str = "none",
     ):
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
-                                     ("interp", interp, tuple(INTERPOLATIONS)),
+                                     ("interp", interp, INTERPOLATIONS),
                                      ("tta", tta, TTA_MODES)):  # fmt: skip
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")

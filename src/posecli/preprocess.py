@@ -9,8 +9,7 @@ import numpy as np
 
 PAD_VALUE = 114
 RESIZE_MODES = ("letterbox", "stretch")
-# nearest: OpenCV's exact nearest samples at half-pixel centres, as TensorFlow's resize does.
-INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST_EXACT}
+INTERPOLATIONS = ("linear", "nearest")
 
 
 @dataclass(frozen=True)
@@ -43,17 +42,32 @@ def max_reduction(width: int, height: int, size: int, mode: str) -> float:
     return min(width / new_w, height / new_h)
 
 
+def resize(bgr: np.ndarray, width: int, height: int, interp: str) -> np.ndarray:
+    """Bilinear (OpenCV) or nearest-neighbour resize as TensorFlow's `tf.image.resize` does it."""
+    if interp == "nearest":
+        rows = half_pixel_nearest(bgr.shape[0], height)
+        return bgr[np.ix_(rows, half_pixel_nearest(bgr.shape[1], width))]
+    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def half_pixel_nearest(size_in: int, size_out: int) -> np.ndarray:
+    """Source index of each output pixel: floor((i + 0.5) * in / out), in float32 as TensorFlow.
+
+    OpenCV's INTER_NEAREST_EXACT uses fixed point and picks the pixel before at exact integers
+    (37 of 192 columns for 640 -> 192), so it is not used.
+    """
+    scale = np.float32(size_in) / np.float32(size_out)
+    centres = (np.arange(size_out, dtype=np.float32) + np.float32(0.5)) * scale
+    return np.minimum(np.floor(centres).astype(np.intp), size_in - 1)
+
+
 def to_model_input(
     bgr: np.ndarray, size: int, mode: str = "letterbox", interp: str = "linear"
 ) -> tuple[np.ndarray, Transform]:
     """Resize (bilinear or nearest) into a size x size RGB uint8 canvas padded with 114, centred."""
     height, width = bgr.shape[:2]
     new_w, new_h = resized_shape(width, height, size, mode)
-    resized = (
-        bgr
-        if (new_w, new_h) == (width, height)
-        else cv2.resize(bgr, (new_w, new_h), interpolation=INTERPOLATIONS[interp])
-    )
+    resized = bgr if (new_w, new_h) == (width, height) else resize(bgr, new_w, new_h, interp)
     left, top = (size - new_w) // 2, (size - new_h) // 2
     canvas = cv2.copyMakeBorder(
         resized, top, size - new_h - top, left, size - new_w - left,

@@ -126,8 +126,12 @@ def image_hits(
 ) -> np.ndarray:
     """(M, T) true positives of one image's predictions (pixel keypoints (M, K, >=2))."""
     pred = keypoints[..., :2] / size
-    oks = oks_matrix(image.keypoints, image.area, pred, sigmas)
-    return matched_oks(oks)[:, None] > THRESHOLDS[None, :]
+    return true_positives(matched_oks(oks_matrix(image.keypoints, image.area, pred, sigmas)))
+
+
+def true_positives(matched: np.ndarray) -> np.ndarray:
+    """(M, T): a match counts at a threshold only where its OKS is strictly above it."""
+    return matched[:, None] > THRESHOLDS[None, :]
 
 
 def score(

@@ -40,7 +40,7 @@ def pipeline_options(func):
                      help="External delegate library (e.g. an NPU delegate .so)."),
         click.option("--resize", type=click.Choice(RESIZE_MODES), default="letterbox",
                      show_default=True, help="Letterbox (keep aspect) or stretch to the input."),
-        click.option("--interp", type=click.Choice(tuple(INTERPOLATIONS)), default="linear",
+        click.option("--interp", type=click.Choice(INTERPOLATIONS), default="linear",
                      show_default=True,
                      help="Resize interpolation (nearest samples pixel centres, as TensorFlow)."),
         click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
