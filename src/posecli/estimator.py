@@ -140,7 +140,7 @@ class PoseEstimator:
         """Invoke the model on a preprocessed input; the raw (56, F) output.
 
         With `tta="flip"` the model also runs on the mirrored input, and each anchor's output is
-        averaged with the mirrored output at the mirrored anchor.
+        merged with the mirrored output at the mirrored anchor (see `tta.flip_averaged`).
         """
         model = model or self._model
         output = model.run(rgb)

@@ -139,32 +139,37 @@ def score(
 ) -> tuple[dict[str, float], int]:
     """AP50, AP50_95, AP75 and the highest recall at OKS 0.5, in %, as ST computes them,
     and the number of images ST's filter kept."""
+    kept = kept_images(coco, image_ids)
+    ap, top_recall = average_precision(*collect(coco, detections, kept))
+    values = (ap[0], ap.mean(), ap[5], top_recall[0])
+    return {k: round(float(v) * 100, 2) for k, v in zip(METRICS, values, strict=True)}, len(kept)
+
+
+def collect(
+    coco: COCO, detections: list[dict], images: list[StImage]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """True positives (D, T) and scores (D,) of the detections with a score > 0, image by image
+    in the given order, and the number of ground truths counted."""
     by_image: dict[int, list[dict]] = defaultdict(list)
     for d in detections:
         if d["score"] > 0:
             by_image[d["image_id"]].append(d)
     sigmas = coco_sigmas()
-    hits, confs, n_gt = [np.zeros((0, len(THRESHOLDS)), bool)], [np.zeros(0)], 0
-    kept = kept_images(coco, image_ids)
-    for image in kept:
+    hits, confs = [np.zeros((0, len(THRESHOLDS)), bool)], [np.zeros(0)]
+    for image in images:
         dets = by_image.get(image.image_id, [])
-        n_gt += image.counted
-        if not dets:
-            continue
-        info = coco.imgs[image.image_id]
-        size = np.array([info["width"], info["height"]], dtype=np.float64)
-        keypoints = np.array([d["keypoints"] for d in dets], dtype=np.float64)
-        keypoints = keypoints.reshape(len(dets), image.keypoints.shape[1], 3)
-        hits.append(image_hits(image, keypoints, size, sigmas))
-        confs.append(confs_of(dets))
-    ap, top_recall = average_precision(np.concatenate(hits), np.concatenate(confs), n_gt)
-    values = (ap[0], ap.mean(), ap[5], top_recall[0])
-    return {k: round(float(v) * 100, 2) for k, v in zip(METRICS, values, strict=True)}, len(kept)
+        if dets:
+            keypoints = np.array([d["keypoints"] for d in dets], dtype=np.float64)
+            keypoints = keypoints.reshape(len(dets), -1, 3)
+            hits.append(image_hits(image, keypoints, image_size(coco, image.image_id), sigmas))
+            confs.append(np.array([d["score"] for d in dets], dtype=np.float64))
+    return np.concatenate(hits), np.concatenate(confs), sum(im.counted for im in images)
 
 
-def confs_of(detections: list[dict]) -> np.ndarray:
-    """The detections' scores."""
-    return np.array([d["score"] for d in detections], dtype=np.float64)
+def image_size(coco: COCO, image_id: int) -> np.ndarray:
+    """(width, height) of an annotated image."""
+    info = coco.imgs[image_id]
+    return np.array([info["width"], info["height"]], dtype=np.float64)
 
 
 def card_differences(settings: dict) -> list[str]:

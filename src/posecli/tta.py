@@ -1,4 +1,4 @@
-"""Test-time flip: average the raw output with the mirrored input's output at mirrored anchors."""
+"""Test-time flip: merge the raw output with the mirrored input's output at mirrored anchors."""
 
 from __future__ import annotations
 
@@ -49,5 +49,12 @@ def mirrored_output(
 def flip_averaged(
     output: np.ndarray, mirrored: np.ndarray, input_hw: tuple[int, int], flip: tuple[int, ...]
 ) -> np.ndarray:
-    """Mean of an output and the mirrored input's output brought back to the same anchors."""
-    return (output + mirrored_output(mirrored, input_hw, flip)) / 2
+    """Each anchor: the mean box and keypoints of both passes, the geometric mean of the scores.
+
+    The geometric mean sinks anchors the two passes disagree on; under the card's metric it
+    gains 2-3 AP50 more than the plain mean (docs/accuracy.md).
+    """
+    back = mirrored_output(mirrored, input_hw, flip)
+    merged = (output + back) / 2
+    merged[4] = np.sqrt(np.clip(output[4], 0, None) * np.clip(back[4], 0, None))
+    return merged
