@@ -39,11 +39,7 @@ def st_image(coco: COCO, image_id: int) -> StImage:
     """Drop crowds and empty boxes, normalise by the image size, mark v >= 1 as labelled."""
     info = coco.imgs[image_id]
     size = np.array([info["width"], info["height"]], dtype=np.float64)
-    anns = [
-        a
-        for a in coco.imgToAnns.get(image_id, [])
-        if a.get("keypoints") and not a.get("iscrowd") and min(a["bbox"][2:4]) > 0
-    ]
+    anns = kept_annotations(coco, image_id)
     if not anns:
         return StImage(image_id, info["file_name"], np.zeros((0, 0, 3)), np.zeros(0), 0)
     raw = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
@@ -52,6 +48,15 @@ def st_image(coco: COCO, image_id: int) -> StImage:
     area = boxes[:, 2] * boxes[:, 3] / (size[0] * size[1])
     counted = int(np.any(keypoints != 0, axis=(1, 2)).sum())
     return StImage(image_id, info["file_name"], keypoints, area, counted)
+
+
+def kept_annotations(coco: COCO, image_id: int) -> list[dict]:
+    """An image's people that ST keeps: keypoint annotations, not crowds, box w and h > 0."""
+    return [
+        a
+        for a in coco.imgToAnns.get(image_id, [])
+        if a.get("keypoints") and not a.get("iscrowd") and min(a["bbox"][2:4]) > 0
+    ]
 
 
 def kept_images(coco: COCO, image_ids: Iterable[int]) -> list[StImage]:
