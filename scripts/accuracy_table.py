@@ -249,7 +249,7 @@ def page(results: dict, kept_count: int, image_count: int) -> str:
     """The markdown page."""
     specs = load_manifest()[1]
     card = {name: specs[name].card_ap50 for name in results}
-    st_rows = [[name, card[name], *(r["st"][c]["AP50"] for c in ST_COLUMNS)]
+    st_rows = [[name, f"{card[name]:.2f}", *(r["st"][c]["AP50"] for c in ST_COLUMNS)]
                for name, r in results.items()]  # fmt: skip
     deep_rows = [[name, *(f"{r['st'][c]['AP50_95']:.1f} / {r['st'][c]['recall50']:.1f}"
                           for c in ST_COLUMNS)] for name, r in results.items()]  # fmt: skip
