@@ -130,7 +130,8 @@ def test_card_setup_agrees_with_a_plain_implementation_of_st_metric(tmp_path, mo
     path = subset(tmp_path, 90)
     proc = run_cli("eval", "--annotations", path, "--images", COCO_IMAGES, "-m", MODELS / model,
                    "--metric", "st", "--resize", "stretch", "--interp", "nearest", "--iou", "0.1",
-                   "--conf", "0.001", "--full-decode", "--json")  # fmt: skip
+                   "--conf", "0.001", "--full-decode", "--json",
+                   "--save-results", tmp_path / "results.json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert b"card" not in proc.stderr
     result = json.loads(proc.stdout)
@@ -139,6 +140,9 @@ def test_card_setup_agrees_with_a_plain_implementation_of_st_metric(tmp_path, mo
     expected = card_ap50(MODELS / model, path, COCO_IMAGES)
     assert 20 < expected < 80
     assert abs(result["keypoints"]["AP50"] - expected) < 0.3
+    rescored = run_cli("eval", "--annotations", path, "--results", tmp_path / "results.json",
+                       "--metric", "st", "--json")  # fmt: skip
+    assert json.loads(rescored.stdout)["keypoints"] == result["keypoints"]
 
 
 def test_metric_st_says_which_card_settings_differ(tmp_path):
