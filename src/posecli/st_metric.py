@@ -37,17 +37,16 @@ def coco_sigmas() -> np.ndarray:
 
 def st_image(coco: COCO, image_id: int) -> StImage:
     """Drop crowds and empty boxes, normalise by the image size, mark v >= 1 as labelled."""
-    info = coco.imgs[image_id]
-    size = np.array([info["width"], info["height"]], dtype=np.float64)
+    name, size = coco.imgs[image_id]["file_name"], image_size(coco, image_id)
     anns = kept_annotations(coco, image_id)
     if not anns:
-        return StImage(image_id, info["file_name"], np.zeros((0, 0, 3)), np.zeros(0), 0)
+        return StImage(image_id, name, np.zeros((0, 0, 3)), np.zeros(0), 0)
     raw = np.array([a["keypoints"] for a in anns], dtype=np.float64).reshape(len(anns), -1, 3)
     keypoints = np.concatenate((raw[..., :2] / size, raw[..., 2:] >= 1), axis=-1)
     boxes = np.array([a["bbox"] for a in anns], dtype=np.float64)
     area = boxes[:, 2] * boxes[:, 3] / (size[0] * size[1])
     counted = int(np.any(keypoints != 0, axis=(1, 2)).sum())
-    return StImage(image_id, info["file_name"], keypoints, area, counted)
+    return StImage(image_id, name, keypoints, area, counted)
 
 
 def kept_annotations(coco: COCO, image_id: int) -> list[dict]:
