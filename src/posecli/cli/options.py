@@ -44,7 +44,7 @@ def pipeline_options(func):
                      show_default=True,
                      help="Resize interpolation (nearest samples pixel centres, as TensorFlow)."),
         click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
-                     help="flip: also run the mirrored input and merge both outputs (2x the time)."),
+                     help="flip: also run the mirrored input and merge both outputs (2x time)."),
         click.option("--max-pixels", type=click.IntRange(1), default=images.DEFAULT_MAX_PIXELS,
                      show_default=True, help="Refuse images with more pixels than this."),
         click.option("--max-bytes", type=click.IntRange(1), default=images.DEFAULT_MAX_BYTES,
