@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from posecli import PoseEstimator, evaluate, st_metric
+from posecli import KEYPOINT_NAMES, PoseEstimator, evaluate, st_metric
 from posecli.models import load_manifest
-from posecli.pose import KEYPOINT_NAMES
 from posecli.tta import flip_index, mirrored_output
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -228,7 +228,7 @@ def test_bench_reports_every_stage_and_the_ratio():
     proc = run_cli("bench", "-n", "30", "--json", "--imgsz", "192")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["input_size"] == 192 and report["images"] == 30
+    assert report["input_size"] == [192, 192] and report["images"] == 30
     assert set(report["stage_ms"]) == {"read_decode", "letterbox", "invoke", "decode_nms", "write"}
     assert all(ms > 0 for ms in report["stage_ms"].values()) and report["end_to_end_cpu_ms"] > 0
     assert report["ratio"] == pytest.approx(report["end_to_end_ips"] / report["invoke_only_ips"],

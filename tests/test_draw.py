@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posecli import PoseEstimator
+from posecli import COCO17, PoseEstimator
 from posecli.draw import BOX_COLOR, draw_poses, label_rects, line_width
 from posecli.pose import Pose
 
@@ -38,7 +38,7 @@ def check_labels(image: np.ndarray, poses: list[Pose]) -> np.ndarray:
     assert (rects[:, :2] >= 0).all() and (rects[:, 2] <= width).all()
     assert (rects[:, 3] <= height).all()
     assert not pairwise_overlap(rects).any()
-    drawn = draw_poses(image, poses)
+    drawn = draw_poses(image, poses, 0.5, COCO17)
     for x1, y1, x2, y2 in rects:
         tag = drawn[y1:y2, x1:x2].reshape(-1, 3)
         assert (tag == BOX_COLOR).all(axis=1).mean() > 0.5  # the tag's fill, under white text

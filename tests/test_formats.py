@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from pycocotools.coco import COCO
 
-from posecli.pose import KEYPOINT_NAMES
+from posecli import KEYPOINT_NAMES
 
 from conftest import BUS, COCO_ANNOTATIONS, ZIDANE, coco_files, jsonl_records, run_cli
 

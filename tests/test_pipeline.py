@@ -55,8 +55,8 @@ def test_grayscale_and_bgra_arrays_are_accepted(estimator):
 
 
 def test_input_size_is_read_from_the_model():
-    assert PoseEstimator(model="yolov8n-pose-192").input_size == 192
-    assert PoseEstimator(model="yolov8n-pose-320").input_size == 320
+    assert PoseEstimator(model="yolov8n-pose-192").input_size == (192, 192)
+    assert PoseEstimator(model="yolov8n-pose-320").input_size == (320, 320)
 
 
 def _agreement(reference: ReferencePose, records: list[dict], files: list) -> tuple[float, float]:
@@ -111,7 +111,7 @@ def test_cli_agrees_with_an_independent_implementation(reduced, tmp_path):
 @given(
     width=st.integers(8, 3000),
     height=st.integers(8, 3000),
-    size=st.sampled_from([192, 256, 320]),
+    size=st.sampled_from([(192, 192), (256, 256), (320, 320), (320, 192), (256, 320)]),
     mode=st.sampled_from(["letterbox", "stretch"]),
     fx=st.floats(0.2, 0.8),
     fy=st.floats(0.2, 0.8),
@@ -126,8 +126,8 @@ def test_letterbox_inverse_finds_a_marker_within_a_pixel(width, height, size, mo
     y1, y2 = round(cy - half_h), round(cy + half_h)
     image[y1:y2, x1:x2] = 255
     rgb, transform = to_model_input(image, size, mode)
-    assert rgb.shape == (size, size, 3) and rgb.dtype == np.uint8
-    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    assert rgb.shape == (size[1], size[0], 3) and rgb.dtype == np.uint8
+    ys, xs = np.mgrid[0 : size[1], 0 : size[0]] + 0.5
     content = (xs > transform.pad_x) & (xs < transform.pad_x + width * transform.scale_x)
     content &= (ys > transform.pad_y) & (ys < transform.pad_y + height * transform.scale_y)
     weights = rgb[..., 0].astype(np.float64) * content
@@ -139,7 +139,7 @@ def test_letterbox_inverse_finds_a_marker_within_a_pixel(width, height, size, mo
 
 
 def test_letterbox_pads_with_114_and_centres():
-    rgb, t = to_model_input(np.zeros((100, 200, 3), np.uint8), 256)
+    rgb, t = to_model_input(np.zeros((100, 200, 3), np.uint8), (256, 256))
     assert (t.pad_x, t.pad_y) == (0, 64)
     assert (rgb[:64] == 114).all() and (rgb[192:] == 114).all() and (rgb[64:192] == 0).all()
 
@@ -184,7 +184,7 @@ def test_decoder_gives_valid_poses_for_any_output(output, width, height, conf, m
     """Any (56, F) output, NaN and inf included, decodes to valid poses or none."""
     scale = 192 / max(width, height)
     transform = Transform(scale, scale, (192 - width * scale) / 2, (192 - height * scale) / 2)
-    poses = decode_poses(output, 192, transform, (width, height), conf, 0.7, max_det)
+    poses = decode_poses(output, (192, 192), transform, (width, height), conf, 0.7, max_det)
     assert len(poses) <= max_det
     for p in poses:
         assert 0 <= p.score <= 1 and np.isfinite(p.score)
@@ -199,7 +199,7 @@ def test_decoder_gives_valid_poses_for_any_output(output, width, height, conf, m
 def test_decoder_on_random_model_scale_outputs_keeps_score_order():
     rng = np.random.default_rng(0)
     output = rng.uniform(0, 1, (56, 1344)).astype(np.float32)
-    poses = decode_poses(output, 256, Transform(0.5, 0.5, 0, 0), (512, 512), 0.9, 0.5, 100)
+    poses = decode_poses(output, (256, 256), Transform(0.5, 0.5, 0, 0), (512, 512), 0.9, 0.5, 100)
     assert poses and [p.score for p in poses] == sorted((p.score for p in poses), reverse=True)
     assert all(p.score > 0.9 for p in poses)
 

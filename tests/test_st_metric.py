@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from posecli import evaluate, st_metric
-from posecli.pose import KEYPOINT_NAMES
+from posecli import KEYPOINT_NAMES
 from st_reference import card_ap50
 
 from conftest import COCO_ANNOTATIONS, COCO_IMAGES, MODELS, run_cli

@@ -1,4 +1,4 @@
-"""Writes tiny TFLite models with a chosen output shape, for the wrong-layout error paths.
+"""Writes tiny TFLite models with a chosen input and constant output, for layouts and errors.
 
 The model has a uint8 image input and one constant float32 output; no operators. Built with
 the flatbuffers package against the TFLite schema (Model, SubGraph, Tensor, Buffer tables).
@@ -47,13 +47,20 @@ def _buffer(builder, data: bytes | None) -> int:
     return builder.EndObject()
 
 
-def write_constant_model(path: Path, input_size: int, output_shape: list[int]) -> Path:
-    """A TFLite model: input uint8 (1, S, S, 3), output a float32 constant of output_shape."""
+def write_constant_model(
+    path: Path,
+    input_size: int | tuple[int, int],
+    output_shape: list[int],
+    output: np.ndarray | None = None,
+) -> Path:
+    """A model with a uint8 (1, N, M, 3) input (S: S x S) and a float32 constant output."""
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     builder = flatbuffers.Builder(1024)
-    const = np.zeros(output_shape, np.float32).tobytes()
+    values = np.zeros(output_shape, np.float32) if output is None else output
+    const = values.astype(np.float32).reshape(output_shape).tobytes()
     buffers = [_buffer(builder, None), _buffer(builder, None), _buffer(builder, const)]
     tensors = [
-        _tensor(builder, [1, input_size, input_size, 3], UINT8, 1, "images"),
+        _tensor(builder, [1, height, width, 3], UINT8, 1, "images"),
         _tensor(builder, output_shape, FLOAT32, 2, "output"),
     ]
     tensors_off = _offset_vector(builder, tensors)

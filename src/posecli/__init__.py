@@ -2,18 +2,25 @@
 
 from importlib.metadata import version
 
-from .errors import ImageError, ModelError, PoseCliError
+from .errors import ImageError, ModelError, PoseCliError, SpecError
 from .estimator import PoseEstimator
-from .pose import KEYPOINT_NAMES, ImageResult, Pose
+from .keypoints import COCO17, KeypointSpec, load_spec
+from .pose import ImageResult, Pose
+
+KEYPOINT_NAMES = COCO17.names  # COCO's 17, the built-in spec's names
 
 __version__ = version("posecli")
 __all__ = [
+    "COCO17",
     "KEYPOINT_NAMES",
     "ImageError",
     "ImageResult",
+    "KeypointSpec",
     "ModelError",
     "Pose",
     "PoseCliError",
     "PoseEstimator",
+    "SpecError",
     "__version__",
+    "load_spec",
 ]

@@ -25,11 +25,12 @@ ROUNDS = 3
 class BenchReport:
     """Mean ms per stage (serial); median images/s end to end and invoke-only over ROUNDS rounds.
 
-    `end_to_end_cpu_ms` is the process CPU time per image on the end-to-end path (all threads).
+    `input_size` is the model input's (width, height); `end_to_end_cpu_ms` is the process CPU
+    time per image on the end-to-end path (all threads).
     """
 
     model: str
-    input_size: int
+    input_size: tuple[int, int]
     images: int
     threads: int
     stage_ms: dict[str, float]
@@ -48,7 +49,8 @@ class BenchReport:
 
     def table(self) -> str:
         """Human-readable report."""
-        lines = [f"model {self.model} ({self.input_size}x{self.input_size}), "
+        width, height = self.input_size
+        lines = [f"model {self.model} (input {height} x {width}), "
                  f"{self.images} images, {self.threads} threads"]  # fmt: skip
         lines += [f"  {stage:<14}{ms:8.2f} ms/image" for stage, ms in self.stage_ms.items()]
         lines += [
@@ -84,7 +86,7 @@ def check_images(estimator: PoseEstimator, paths: list[Path]) -> None:
 def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
     """Mean ms per stage, running the stages one after another on each image."""
     totals = np.zeros(len(STAGES))
-    writer = make_writer("jsonl", Path(os.devnull))
+    writer = make_writer("jsonl", Path(os.devnull), estimator.keypoint_spec.names)
     for path in paths:
         marks = [time.perf_counter()]
         loaded = estimator.load(path)
@@ -106,7 +108,7 @@ def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
 
 def end_to_end(estimator: PoseEstimator, paths: list[str]) -> tuple[float, float]:
     """Images/s of the pipelined path that `infer` uses (JSONL to /dev/null), and CPU ms/image."""
-    writer = make_writer("jsonl", Path(os.devnull))
+    writer = make_writer("jsonl", Path(os.devnull), estimator.keypoint_spec.names)
     cpu, start = time.process_time(), time.perf_counter()
     for result in estimator.predict_files(paths):
         writer.write(result)
@@ -117,7 +119,8 @@ def end_to_end(estimator: PoseEstimator, paths: list[str]) -> tuple[float, float
 
 def invoke_only_ips(estimator: PoseEstimator, count: int) -> float:
     """Images/s of the interpreter alone on one prepared input."""
-    rgb = np.full((estimator.input_size, estimator.input_size, 3), 114, np.uint8)
+    width, height = estimator.input_size
+    rgb = np.full((height, width, 3), 114, np.uint8)
     estimator.run(rgb)
     start = time.perf_counter()
     for _ in range(count):

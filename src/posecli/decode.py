@@ -1,13 +1,14 @@
-"""Turning the raw (56, F) model output into poses: score filter, NMS, back to image pixels."""
+"""Turning the raw (5 + K*D, F) model output into poses: score filter, NMS, to image pixels."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .pose import KEYPOINT_NAMES, Pose
+from .pose import Pose
 from .preprocess import Transform
 
-NUM_KEYPOINTS = len(KEYPOINT_NAMES)
+# What a model with 2 values per keypoint (x, y) reports as each keypoint's confidence.
+NO_CONFIDENCE = 1.0
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -33,33 +34,46 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: in
 
 
 def candidates(output: np.ndarray, conf: float) -> np.ndarray:
-    """Rows (N, 56) in float64 whose score beats conf and whose box and score are finite."""
+    """Columns (N, 5 + K*D) in float64 whose score beats conf and whose box and score are finite."""
     scores = output[4]
     rows = output[:, scores > conf].T.astype(np.float64)
     return rows[np.isfinite(rows[:, :5]).all(axis=1)]
 
 
+def keypoint_triples(values: np.ndarray, dims: int) -> np.ndarray:
+    """(N, K*D) keypoint values to (N, K, 3) x, y, conf; NaN becomes 0, D = 2 gets NO_CONFIDENCE."""
+    kpts = np.nan_to_num(values.reshape(len(values), -1, dims))
+    if dims == 3:
+        return kpts
+    return np.concatenate((kpts, np.full((*kpts.shape[:2], 1), NO_CONFIDENCE)), axis=2)
+
+
 def decode_poses(
     output: np.ndarray,
-    size: int,
+    size: tuple[int, int],
     transform: Transform,
     image_size: tuple[int, int],
     conf: float = 0.25,
     iou: float = 0.7,
     max_det: int = 100,
+    dims: int = 3,
 ) -> list[Pose]:
-    """Decode (56, F) normalized output of an S x S model into poses in image pixels."""
+    """Decode the output of a (width, height) = size model, D values a keypoint, to image pixels.
+
+    Coordinates in the output are normalised: x by the input width, y by its height.
+    """
     rows = candidates(output, conf)
     if not len(rows):
         return []
-    cxcy, half_wh = rows[:, 0:2] * size, np.abs(rows[:, 2:4]) * size / 2
+    scale = np.array(size, dtype=np.float64)
+    cxcy, half_wh = rows[:, 0:2] * scale, np.abs(rows[:, 2:4]) * scale / 2
     boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
     keep = nms(boxes, rows[:, 4], iou, max_det)
     rows, boxes = rows[keep], boxes[keep]
     limit = np.array(image_size, dtype=np.float64)
     boxes = np.clip(transform.inverse_points(boxes.reshape(-1, 2, 2)), 0, limit).reshape(-1, 4)
-    kpts = np.nan_to_num(rows[:, 5:].reshape(-1, NUM_KEYPOINTS, 3))
-    kpts[..., :2] = np.clip(transform.inverse_points(kpts[..., :2] * size), 0, limit)
+    kpts = keypoint_triples(rows[:, 5:], dims)
+    kpts[..., :2] = np.clip(transform.inverse_points(kpts[..., :2] * scale), 0, limit)
     kpts[..., 2] = np.clip(kpts[..., 2], 0, 1)
     scores = np.clip(rows[:, 4], 0, 1)
     return [

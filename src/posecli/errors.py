@@ -19,3 +19,7 @@ class AnnotationError(PoseCliError):
 
 class OutputError(PoseCliError):
     """An output (results file, annotated copy folder, model install) cannot be written."""
+
+
+class SpecError(PoseCliError):
+    """A keypoint spec file is missing, malformed, or disagrees with the model."""

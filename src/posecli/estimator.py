@@ -12,10 +12,11 @@ from functools import partial
 
 import numpy as np
 
-from . import images, models
+from . import images, keypoints, models
 from .decode import decode_poses
-from .errors import ImageError
-from .pose import KEYPOINT_NAMES, ImageResult, Pose
+from .errors import ImageError, ModelError
+from .keypoints import KeypointSpec
+from .pose import ImageResult, Pose
 from .preprocess import INTERPOLATIONS, RESIZE_MODES, Transform, max_reduction, to_model_input
 from .runtime import PoseModel, default_threads
 from .tta import TTA_MODES, flip_averaged, flip_index
@@ -39,8 +40,11 @@ class Settings:
 
 
 class PoseEstimator:
-    """Multi-person pose estimation with an ST YOLOv8n-pose TFLite model.
+    """Multi-person pose estimation with a YOLOv8n/YOLO11n-pose TFLite model of any K and N x M.
 
+    `kpt_spec` (a spec file or a KeypointSpec) says what the K keypoints are; without it, a spec
+    beside the model (same stem, .yaml/.yml/.json) is used, else the built-in one for K; it is
+    `keypoint_spec` (names, skeleton, flip_pairs).
     `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
     for many files in input order, decoding and inferring in parallel worker threads. One
     estimator's `predict` is not for concurrent use from several threads: use `predict_files`.
@@ -62,6 +66,7 @@ class PoseEstimator:
         max_bytes: int = images.DEFAULT_MAX_BYTES,
         interp: str = "linear",
         tta: str = "none",
+        kpt_spec: str | os.PathLike | KeypointSpec | None = None,
     ):
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
                                      ("interp", interp, INTERPOLATIONS),
@@ -75,6 +80,13 @@ class PoseEstimator:
         self.threads = threads or default_threads()
         self.delegate = delegate
         self._model = PoseModel(self.model_path, self.threads, delegate)
+        self.keypoint_spec, self.keypoint_dims = keypoints.for_model(
+            self.model_path, self._model.output_rows, kpt_spec
+        )
+        spec = self.keypoint_spec
+        self._flip_idx = spec.flip_idx or flip_index(spec.names)
+        if tta == "flip" and self.keypoint_dims != 3:
+            raise ModelError(f"{self.model_path}: --tta flip needs x, y, conf per keypoint (D = 3)")
 
     @property
     def model_name(self) -> str:
@@ -82,8 +94,8 @@ class PoseEstimator:
         return self.spec.name if self.spec else self.model_path.name
 
     @property
-    def input_size(self) -> int:
-        """The model's square input size S, read from the model."""
+    def input_size(self) -> tuple[int, int]:
+        """The model's input (width M, height N), read from the model."""
         return self._model.input_size
 
     def predict(self, image_bgr: np.ndarray) -> list[Pose]:
@@ -137,7 +149,7 @@ class PoseEstimator:
         return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
 
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
-        """Invoke the model on a preprocessed input; the raw (56, F) output.
+        """Invoke the model on a preprocessed input; the raw (5 + K*D, F) output.
 
         With `tta="flip"` the model also runs on the mirrored input, and each anchor's output is
         merged with the mirrored output at the mirrored anchor (see `tta.flip_averaged`).
@@ -146,7 +158,7 @@ class PoseEstimator:
         output = model.run(rgb)
         if self.settings.tta == "flip":
             mirrored = model.run(np.ascontiguousarray(rgb[:, ::-1]))
-            output = flip_averaged(output, mirrored, rgb.shape[:2], flip_index(KEYPOINT_NAMES))
+            output = flip_averaged(output, mirrored, rgb.shape[:2], self._flip_idx)
         return output
 
     def decode(
@@ -154,9 +166,8 @@ class PoseEstimator:
     ) -> list[Pose]:
         """Raw output to poses in original-image pixels, with this estimator's thresholds."""
         s = self.settings
-        return decode_poses(
-            output, self.input_size, transform, (width, height), s.conf, s.iou, s.max_det
-        )
+        return decode_poses(output, self.input_size, transform, (width, height), s.conf, s.iou,
+                            s.max_det, self.keypoint_dims)  # fmt: skip
 
     def _predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
         """Preprocess, invoke and decode one decoded image."""

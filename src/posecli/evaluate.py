@@ -16,7 +16,8 @@ from pycocotools.cocoeval import COCOeval
 from .errors import AnnotationError
 from .estimator import PoseEstimator
 from .filekinds import not_regular_reason
-from .pose import KEYPOINT_NAMES, ImageResult
+from .keypoints import KeypointSpec
+from .pose import ImageResult
 from .writers import coco_detections
 
 METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
@@ -88,21 +89,37 @@ def read_json(path: Path) -> object:
 
 
 def check_keypoint_dataset(path: Path, data: object) -> None:
-    """A COCO keypoints file has images, annotations and a 17-keypoint person category."""
+    """A COCO keypoints file has images, annotations and a category with keypoints."""
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise AnnotationError(
             f"{path}: not a COCO annotation file (needs images, annotations, categories)"
         )
-    if not any(len(c.get("keypoints", ())) == len(KEYPOINT_NAMES) for c in data["categories"]):
-        raise AnnotationError(f"{path}: not a COCO keypoints file (no category with 17 keypoints)")
+    if not any(isinstance(c, dict) and c.get("keypoints") for c in data["categories"]):
+        raise AnnotationError(f"{path}: not a COCO keypoints file (no category with keypoints)")
     image_ids = {img.get("id") for img in data["images"]}
     stray = next((a for a in data["annotations"] if a.get("image_id") not in image_ids), None)
     if stray is not None:
         raise AnnotationError(
             f"{path}: annotation {stray.get('id')} has image_id {stray.get('image_id')}, "
             "which no image in the file has"
+        )
+
+
+def keypoint_category(coco: COCO) -> tuple[int, int]:
+    """The id and keypoint count K of the (first) annotated category with keypoints."""
+    category = next(c for c in coco.dataset["categories"] if c.get("keypoints"))
+    return int(category["id"]), len(category["keypoints"])
+
+
+def check_keypoint_count(path: Path, coco: COCO, spec: KeypointSpec, what: str) -> None:
+    """Refuse to score keypoints of a model or spec (`what`) whose K differs from the file's."""
+    count = keypoint_category(coco)[1]
+    if count != spec.count:
+        raise AnnotationError(
+            f"{path}: the annotations have {count} keypoints per object, "
+            f"but {what} has {spec.count}"
         )
 
 
@@ -114,11 +131,13 @@ def annotated_images(coco: COCO, images_dir: Path, limit: int | None = None) -> 
 
 def run_model(
     estimator: PoseEstimator,
+    coco: COCO,
     items: list[EvalImage],
     track: Callable[[Iterator[ImageResult]], Iterable[ImageResult]] = lambda r: r,
 ) -> tuple[list[dict], list[int], list[tuple[str, str]]]:
     """COCO detections for the images, the ids that were run, and the (path, reason) failures."""
     by_path = {str(item.path): item.image_id for item in items}
+    category = keypoint_category(coco)[0]
     detections: list[dict] = []
     done: list[int] = []
     failed: list[tuple[str, str]] = []
@@ -128,7 +147,7 @@ def run_model(
             continue
         image_id = by_path[result.path]
         done.append(image_id)
-        detections.extend(coco_detections(result.poses, image_id))
+        detections.extend(coco_detections(result.poses, image_id, category))
     return detections, done, failed
 
 
@@ -139,6 +158,13 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
         isinstance(r, dict) and {"image_id", "keypoints", "score"} <= r.keys() for r in results
     ):
         raise AnnotationError(f"{path}: not a COCO keypoint results list")
+    values = 3 * keypoint_category(coco)[1]
+    odd = next((r for r in results if len(r["keypoints"]) != values), None)
+    if odd is not None:
+        raise AnnotationError(
+            f"{path}: a result for image_id {odd['image_id']} has {len(odd['keypoints'])} "
+            f"keypoint values; the annotations need {values} (3 per keypoint)"
+        )
     unknown = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
     if unknown:
         raise AnnotationError(
@@ -148,8 +174,10 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
     return results
 
 
-def score(coco: COCO, detections: list[dict], image_ids: list[int]) -> dict[str, dict[str, float]]:
-    """Keypoint and box AP/AR in % over image_ids; all zero when there is no detection."""
+def score(
+    coco: COCO, detections: list[dict], image_ids: list[int], sigmas: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Keypoint (OKS with these sigmas) and box AP/AR in % over image_ids; 0 with no detection."""
     scores = {}
     for iou_type, index in STAT_INDEX.items():
         if not detections:
@@ -159,6 +187,8 @@ def score(coco: COCO, detections: list[dict], image_ids: list[int]) -> dict[str,
             dt = coco.loadRes([dict(d) for d in detections])
             evaluator = COCOeval(coco, dt, iou_type)
             evaluator.params.imgIds = sorted(image_ids)
+            evaluator.params.catIds = [keypoint_category(coco)[0]]
+            evaluator.params.kpt_oks_sigmas = sigmas
             evaluator.evaluate()
             evaluator.accumulate()
             evaluator.summarize()

@@ -7,13 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
-
 
 def printable_path(path: str) -> str:
     """A path as valid UTF-8 text: undecodable bytes of non-UTF-8 names shown as \\xNN."""

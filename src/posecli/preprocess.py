@@ -1,4 +1,4 @@
-"""Fitting an image to the model's square input (letterbox or stretch) and mapping points back."""
+"""Fitting an image to the model's N x M input (letterbox or stretch) and mapping points back."""
 
 from __future__ import annotations
 
@@ -28,15 +28,15 @@ class Transform:
         return (xy - pad) / scale
 
 
-def resized_shape(width: int, height: int, size: int, mode: str) -> tuple[int, int]:
-    """The (width, height) an image takes inside the model input before padding."""
+def resized_shape(width: int, height: int, size: tuple[int, int], mode: str) -> tuple[int, int]:
+    """The (width, height) an image takes inside the (width, height) model input before padding."""
     if mode == "stretch":
-        return size, size
-    ratio = size / max(width, height)
+        return size
+    ratio = min(size[0] / width, size[1] / height)
     return max(1, round(width * ratio)), max(1, round(height * ratio))
 
 
-def max_reduction(width: int, height: int, size: int, mode: str) -> float:
+def max_reduction(width: int, height: int, size: tuple[int, int], mode: str) -> float:
     """How far an image can be scaled down first and still be downscaled to the model input."""
     new_w, new_h = resized_shape(width, height, size, mode)
     return min(width / new_w, height / new_h)
@@ -62,15 +62,15 @@ def half_pixel_nearest(size_in: int, size_out: int) -> np.ndarray:
 
 
 def to_model_input(
-    bgr: np.ndarray, size: int, mode: str = "letterbox", interp: str = "linear"
+    bgr: np.ndarray, size: tuple[int, int], mode: str = "letterbox", interp: str = "linear"
 ) -> tuple[np.ndarray, Transform]:
-    """Resize (bilinear or nearest) into a size x size RGB uint8 canvas padded with 114, centred."""
+    """Resize (bilinear or nearest) into a (width, height) = size RGB canvas padded with 114."""
     height, width = bgr.shape[:2]
     new_w, new_h = resized_shape(width, height, size, mode)
     resized = bgr if (new_w, new_h) == (width, height) else resize(bgr, new_w, new_h, interp)
-    left, top = (size - new_w) // 2, (size - new_h) // 2
+    left, top = (size[0] - new_w) // 2, (size[1] - new_h) // 2
     canvas = cv2.copyMakeBorder(
-        resized, top, size - new_h - top, left, size - new_w - left,
+        resized, top, size[1] - new_h - top, left, size[0] - new_w - left,
         cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
     )  # fmt: skip
     rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)

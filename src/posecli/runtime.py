@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import ModelError
 
-OUTPUT_ROWS = 56
+STRIDES = (8, 16, 32)
 _STDERR_LOCK = threading.Lock()
 
 
@@ -48,9 +48,12 @@ def native_stderr_silenced() -> Iterator[None]:
             os.close(devnull)
 
 
-def anchors_for(size: int) -> int:
-    """Number of output columns F for an input size: (S/8)² + (S/16)² + (S/32)²."""
-    return sum((size // stride) ** 2 for stride in (8, 16, 32))
+def anchors_for(height: int, width: int) -> int:
+    """Output columns F for an N x M input: the cells of the stride 8, 16 and 32 grids.
+
+    A stride-2 convolution rounds up, so a side that does not divide gives ceil(side / s) cells.
+    """
+    return sum(-(-height // s) * -(-width // s) for s in STRIDES)
 
 
 def default_threads() -> int:
@@ -69,14 +72,14 @@ class TensorInfo:
 
 
 class PoseModel:
-    """A loaded pose model: checks its layout, turns an (S, S, 3) RGB uint8 image into (56, F)."""
+    """A loaded pose model: checks its layout, turns an (N, M, 3) RGB image into (5 + K*D, F)."""
 
     def __init__(self, path: Path, threads: int | None = None, delegate: str | None = None):
         self.path = Path(path)
         self._interpreter = self._load(threads or default_threads(), delegate)
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
-        self.input_size = self._check_layout()
+        self.input_size, self.output_rows = self._check_layout()
 
     def _load(self, threads: int, delegate: str | None):
         """Create and allocate the interpreter, with the external delegate if one is named."""
@@ -99,20 +102,21 @@ class PoseModel:
             raise ModelError(f"{self.path}: not a usable TFLite model ({reason})") from exc
         return interpreter
 
-    def _check_layout(self) -> int:
-        """Validate input (1, S, S, 3) and output (1, 56, F); return S."""
+    def _check_layout(self) -> tuple[tuple[int, int], int]:
+        """Validate input (1, N, M, 3) and output (1, rows, F); return ((M, N), rows)."""
         in_shape = tuple(int(v) for v in self._input["shape"])
         out_shape = tuple(int(v) for v in self._output["shape"])
-        if len(in_shape) != 4 or in_shape[0] != 1 or in_shape[3] != 3 or in_shape[1] != in_shape[2]:
-            raise ModelError(f"{self.path}: input shape {in_shape} is not (1, S, S, 3)")
-        size = in_shape[1]
-        expected = (1, OUTPUT_ROWS, anchors_for(size))
-        if out_shape != expected:
+        if len(in_shape) != 4 or in_shape[0] != 1 or in_shape[3] != 3 or min(in_shape[1:3]) < 1:
+            raise ModelError(f"{self.path}: input shape {in_shape} is not (1, N, M, 3)")
+        height, width = in_shape[1:3]
+        anchors = anchors_for(height, width)
+        if len(out_shape) != 3 or out_shape[0] != 1 or out_shape[2] != anchors:
             raise ModelError(
-                f"{self.path}: output shape {out_shape} is not the pose layout {expected} "
-                "(box, score, 17 keypoints); is this a detection or another model?"
+                f"{self.path}: output shape {out_shape} is not the pose layout "
+                f"(1, 5 + K x D, {anchors}) for a {height} x {width} input; "
+                "is this a detection or another model?"
             )
-        return size
+        return (width, height), out_shape[1]
 
     def info(self) -> dict[str, TensorInfo]:
         """Input and output tensor descriptions."""
@@ -129,7 +133,7 @@ class PoseModel:
         return "per-tensor" if any(scale_counts) else "float"
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
-        """Invoke on one (S, S, 3) uint8 RGB image; return the (56, F) float32 output."""
+        """Invoke on one (N, M, 3) uint8 RGB image; return the (5 + K*D, F) float32 output."""
         self._interpreter.set_tensor(self._input["index"], self._to_input(rgb)[None])
         self._interpreter.invoke()
         return self._from_output(self._interpreter.get_tensor(self._output["index"])[0])

@@ -16,13 +16,9 @@ import numpy as np
 
 from . import files
 from .errors import ImageError, PoseCliError
-from .pose import KEYPOINT_NAMES, ImageResult, Pose, printable_path
+from .pose import ImageResult, Pose, printable_path
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco")
-CSV_COLUMNS = [
-    "image", "person", "score", "x1", "y1", "x2", "y2",
-    *(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in ("x", "y", "conf")),
-]  # fmt: skip
 TAIL_BYTES = 1 << 16
 
 
@@ -188,14 +184,16 @@ def cut_torn_line(fd: int, path: Path) -> None:
 class Writer:
     """Base writer: `write` each processed image's result, then `close` once.
 
+    `keypoint_names` are the model's K keypoint names (the CSV columns).
     Subclasses turn a result into records; JSON-array formats join records with a separator.
     """
 
     streaming = False
     separator = ""
 
-    def __init__(self, sink: Sink):
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...]):
         self.sink = sink
+        self.keypoint_names = keypoint_names
         self.images = 0
         self.items = 0
 
@@ -285,10 +283,10 @@ class CocoWriter(JsonWriter):
 
 
 class CsvWriter(Writer):
-    """One row per person: image, person index, score, box and 17 x (x, y, conf)."""
+    """One row per person: image, person index, score, box and K x (x, y, conf)."""
 
     def header(self) -> str:
-        return _csv_text([CSV_COLUMNS])
+        return _csv_text([csv_columns(self.keypoint_names)])
 
     def records(self, result: ImageResult) -> list[str]:
         name = printable_path(result.path)
@@ -304,12 +302,20 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
-def make_writer(fmt: str, path: Path | None, append: bool = False) -> Writer:
+def make_writer(
+    fmt: str, path: Path | None, keypoint_names: tuple[str, ...], append: bool = False
+) -> Writer:
     """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
 
     A jsonl file is started afresh unless `append`.
     """
-    return WRITERS[fmt](Sink(path, lines=fmt == "jsonl", append=append))
+    return WRITERS[fmt](Sink(path, lines=fmt == "jsonl", append=append), keypoint_names)
+
+
+def csv_columns(keypoint_names: tuple[str, ...]) -> list[str]:
+    """The CSV header: image, person, score, box, then <name>_x, <name>_y, <name>_conf."""
+    keypoint_columns = (f"{n}_{axis}" for n in keypoint_names for axis in ("x", "y", "conf"))
+    return ["image", "person", "score", "x1", "y1", "x2", "y2", *keypoint_columns]
 
 
 def _json(obj: dict) -> str:
@@ -338,12 +344,12 @@ def coco_image_id(path: str) -> int:
     return int(match.group(1))
 
 
-def coco_detections(poses: list[Pose], image_id: int) -> list[dict]:
-    """COCO result entries: category 1, bbox [x, y, w, h], keypoints [x, y, conf] x 17, score."""
+def coco_detections(poses: list[Pose], image_id: int, category_id: int = 1) -> list[dict]:
+    """COCO result entries: the category, bbox [x, y, w, h], keypoints [x, y, conf] x K, score."""
     return [
         {
             "image_id": image_id,
-            "category_id": 1,
+            "category_id": category_id,
             "bbox": np.round(np.r_[p.box[:2], p.box[2:] - p.box[:2]].astype(float), 2).tolist(),
             "keypoints": np.round(p.keypoints.astype(float), 4).ravel().tolist(),
             "score": round(float(p.score), 5),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from .. import evaluate, files, models, st_metric
+from .. import evaluate, files, keypoints, models, st_metric
 from ..errors import PoseCliError
 from ..files import write_bytes_atomic
+from ..keypoints import KeypointSpec
 from ..pose import printable_path
 from .common import EXIT_FAILED, EXIT_OK, echo, error, info, with_progress
 from .options import build_estimator, conf_option, pipeline_options
@@ -73,7 +74,8 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
         )
     coco = evaluate.load_annotations(annotations)
     if results is not None:
-        print_eval([score_results_file(coco, results, limit, metric)], as_json)
+        spec = results_spec(coco, annotations, options["kpt_spec"])
+        print_eval([score_results_file(coco, results, limit, metric, spec)], as_json)
         return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
@@ -93,27 +95,30 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
         raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
     if missing:
         error(missing_summary(images_dir, missing, len(items)))
-    rows = [evaluate_model(coco, present, name, metric, options, save_results, quiet)
-            for name in names]  # fmt: skip
+    rows = [evaluate_model(coco, annotations, present, name, metric, options, save_results,
+                           quiet) for name in names]  # fmt: skip
     print_eval(rows, as_json)
     return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
 
 
-def evaluate_model(coco, items, name, metric, options, save_results, quiet) -> evaluate.EvalResult:
-    """Run one model over the annotated images and score it."""
+def evaluate_model(coco, annotations, items, name, metric, options, save_results,
+                   quiet) -> evaluate.EvalResult:  # fmt: skip
+    """Run one model over the annotated images and score it with its spec's OKS sigmas."""
     estimator = build_estimator(model=name, **options)
+    spec = estimator.keypoint_spec
+    evaluate.check_keypoint_count(annotations, coco, spec, f"model {estimator.model_name}")
     limits = ("max_pixels", "max_bytes")
     settings = {k: v for k, v in asdict(estimator.settings).items() if k not in limits}
     differences = st_metric.card_differences(settings) if metric == "st" else []
     if differences:
         info(f"posecli: not the model card's setup: {', '.join(differences)}", quiet)
     track = partial(with_progress, total=len(items), quiet=quiet, label=estimator.model_name)
-    detections, done, failed = evaluate.run_model(estimator, items, track)
+    detections, done, failed = evaluate.run_model(estimator, coco, items, track)
     for path, reason in failed:
         error(f"{printable_path(path)}: {reason}")
     if save_results:
         write_bytes_atomic(save_results, json.dumps(detections).encode())
-    return scored(estimator.model_name, settings, coco, detections, done, metric, failed)
+    return scored(estimator.model_name, settings, coco, detections, done, metric, spec, failed)
 
 
 def missing_summary(images_dir: Path, missing: list[evaluate.EvalImage], total: int) -> str:
@@ -131,20 +136,30 @@ def refuse_overwriting(output: Path, inputs: list[Path]) -> None:
         raise PoseCliError(f"{output}: --save-results would write over an input of the run")
 
 
-def score_results_file(coco, results: Path, limit: int | None, metric: str) -> evaluate.EvalResult:
+def results_spec(coco, annotations: Path, kpt_spec: str | None) -> KeypointSpec:
+    """The spec whose sigmas score a results file: --kpt-spec's, else the built-in one for K."""
+    count = evaluate.keypoint_category(coco)[1]
+    spec = keypoints.load_spec(kpt_spec) if kpt_spec else keypoints.default_for(count)
+    evaluate.check_keypoint_count(annotations, coco, spec, f"keypoint spec {spec.source}")
+    return spec
+
+
+def score_results_file(coco, results: Path, limit: int | None, metric: str,
+                       spec: KeypointSpec) -> evaluate.EvalResult:  # fmt: skip
     """Score an existing COCO results file against the annotations (the first `limit` by id)."""
     detections = evaluate.load_results(results, coco)
     image_ids = sorted(coco.getImgIds())[:limit]
     settings = {"results": str(results), "resize": "-"}
-    return scored(results.name, settings, coco, detections, image_ids, metric)
+    return scored(results.name, settings, coco, detections, image_ids, metric, spec)
 
 
-def scored(name, settings, coco, detections, image_ids, metric, failed=()) -> evaluate.EvalResult:
-    """An EvalResult with the chosen metric's scores."""
+def scored(name, settings, coco, detections, image_ids, metric, spec: KeypointSpec,
+           failed=()) -> evaluate.EvalResult:  # fmt: skip
+    """An EvalResult with the chosen metric's scores (OKS with the spec's sigmas)."""
     if metric == "st":
-        keypoints, count = st_metric.score(coco, detections, image_ids)
-        return evaluate.EvalResult(name, settings, count, keypoints, {}, list(failed), metric)
-    scores = evaluate.score(coco, detections, image_ids)
+        kpt_scores, count = st_metric.score(coco, detections, image_ids)
+        return evaluate.EvalResult(name, settings, count, kpt_scores, {}, list(failed), metric)
+    scores = evaluate.score(coco, detections, image_ids, spec.oks_sigmas())
     return evaluate.EvalResult(name, settings, len(image_ids), scores["keypoints"],
                                scores["bbox"], list(failed))  # fmt: skip
 

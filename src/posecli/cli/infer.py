@@ -15,6 +15,7 @@ import click
 from .. import files, images
 from ..draw import draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
+from ..keypoints import KeypointSpec
 from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, make_writer
@@ -81,7 +82,7 @@ MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", "
 )
 def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, shard,
           skip_existing, **options) -> int:  # fmt: skip
-    """Find people and their 17 keypoints in images (files, folders, globs, '-' for stdin)."""
+    """Find people and their keypoints in images (files, folders, globs, '-' for stdin)."""
     output = None if output == Path("-") else output
     check_output_name(output, fmt)
     fmt = fmt or default_format(output)
@@ -101,7 +102,7 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, sh
     if shard_index:
         items = select_shard(items, *shard_index)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
-    writer = make_writer(fmt, output, append=append or skip_existing)
+    writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing)
     writer.sink.open()
     if save_dir is not None:
         files.check_folder_writable(save_dir)
@@ -185,7 +186,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
 
         def hook(path: str, bgr, poses: list[Pose]) -> None:
             dest = annotated_copy(save_dir, names[path])
-            failure = save_annotated(dest, bgr, poses, kpt_conf)
+            failure = save_annotated(dest, bgr, poses, kpt_conf, estimator.keypoint_spec)
             if failure:
                 save_failures[path] = failure
 
@@ -221,10 +222,11 @@ def handle_result(result: ImageResult, writer, stats: Stats) -> None:
         error(f"{printable_path(result.path)}: {exc}")
 
 
-def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float) -> str | None:
+def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float,
+                   spec: KeypointSpec) -> str | None:  # fmt: skip
     """Write the annotated copy of an image atomically; the error line if that fails."""
     try:
-        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf))
+        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf, spec))
     except (ImageError, OutputError) as exc:
         return f"{exc} (annotated copy not saved; the results are written)"
     return None

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import models
+from .. import keypoints, models
 from ..runtime import PoseModel
 from .common import EXIT_OK
+from .options import kpt_spec_option
 
 
 @click.group(name="models")
@@ -59,14 +60,22 @@ def models_pull(names, source, dest) -> int:
 
 @models_group.command(name="info")
 @click.argument("model")
-def models_info(model: str) -> int:
-    """Input and output shapes, dtypes and quantization of a model name or path."""
+@kpt_spec_option
+def models_info(model: str, kpt_spec: str | None) -> int:
+    """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path."""
     path, spec = models.resolve(model)
     loaded = PoseModel(path, threads=1)
+    kpt, dims = keypoints.for_model(path, loaded.output_rows, kpt_spec)
     click.echo(f"model: {spec.name if spec else path.name}\nfile: {path}")
     for role, t in loaded.info().items():
         click.echo(
             f"{role}: shape {list(t.shape)} {t.dtype} scale {t.scale:.6g} zero {t.zero_point}"
         )
     click.echo(f"quantization: {loaded.quantization()}")
+    width, height = loaded.input_size
+    values = "x, y, visibility" if dims == 3 else "x, y; confidence reported as 1.0"
+    click.echo(f"input size: {height} x {width} (N x M: height x width)")
+    click.echo(f"keypoints: K = {kpt.count}, D = {dims} ({values})")
+    click.echo(f"keypoint spec: {kpt.describe()}")
+    click.echo(f"keypoint names: {', '.join(kpt.names)}")
     return EXIT_OK

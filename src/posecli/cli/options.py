@@ -27,6 +27,13 @@ def model_options(func):
     ], func)  # fmt: skip
 
 
+kpt_spec_option = click.option(
+    "--kpt-spec", type=click.Path(dir_okay=False), default=None,
+    help="Keypoint spec: the Ultralytics dataset YAML or a posecli YAML/JSON "
+         "[default: MODEL.yaml/.yml/.json beside the model, else built-in].",
+)  # fmt: skip
+
+
 def pipeline_options(func):
     """Thresholds and runtime options shared by infer, eval and bench."""
     return apply_options([
@@ -51,6 +58,7 @@ def pipeline_options(func):
                      show_default=True, help="Refuse image files larger than this."),
         click.option("--full-decode", is_flag=True,
                      help="Always decode JPEGs at full size (no reduced-scale decoding)."),
+        kpt_spec_option,
     ], func)  # fmt: skip
 
 
@@ -68,10 +76,12 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
 
 
 def build_estimator(model, conf, iou, max_det, threads, delegate, resize, interp, tta,
-                    max_pixels, max_bytes, full_decode, imgsz=None) -> PoseEstimator:  # fmt: skip
+                    max_pixels, max_bytes, full_decode, kpt_spec=None,
+                    imgsz=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
         reduced_decode=not full_decode, max_bytes=max_bytes, interp=interp, tta=tta,
+        kpt_spec=kpt_spec,
     )  # fmt: skip
