@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from importlib import resources
 
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 
@@ -133,11 +135,15 @@ def test_a_spec_beside_the_model_is_used_and_generic_names_without_one(derived, 
     assert f"keypoint spec: {tmp_path / 'hands.yaml'} (21 keypoints" in info
 
 
-def test_json_records_carry_k_keypoints(derived):
-    proc = run_cli("infer", "-m", derived["k12"][0], BUS, ZIDANE, "-f", "jsonl")
+@pytest.mark.parametrize(("name", "count"), [("k12", 12), ("k17d2", 17)])
+def test_json_records_carry_k_keypoints_and_match_the_schema(derived, name, count):
+    schema = json.loads(resources.files("posecli").joinpath("pose-result.schema.json").read_text())
+    proc = run_cli("infer", "-m", derived[name][0], BUS, ZIDANE, "-f", "jsonl")
     records = jsonl_records(proc.stdout)
     poses = [p for r in records for p in r["poses"]]
-    assert poses and all(len(p["keypoints"]) == 12 for p in poses)
+    assert poses and all(len(p["keypoints"]) == count for p in poses)
+    for record in records:
+        jsonschema.validate(record, schema, cls=jsonschema.Draft202012Validator)
 
 
 def test_an_annotated_copy_is_written_for_a_model_without_a_skeleton(derived, tmp_path):
@@ -164,16 +170,16 @@ CONSTANT_PERSON = [0.5, 0.5, 0.25, 0.5, 0.9, 0.25, 0.25, 0.9, 0.75, 0.5, 0.8, 0.
 #     clipped to the width 480, (240, 320).
 #   640 x 480 stretched: scales 0.5 and 0.4, no pad: box (240, 120)-(400, 360);
 #     keypoints (160, 120), (480, 240), (320, 240).
-#   2560 x 1920 letterboxed (decoded at 1/4): ratio 0.1, content 256 x 192, pad x 32:
-#     box (880, 480)-(1680, 1440); keypoints (480, 480), (2080, 960), (1280, 960).
+#   4000 x 3000 letterboxed (decoded at 1/4): ratio 0.064, content 256 x 192, pad x 32:
+#     box (1375, 750)-(2625, 2250); keypoints (750, 750), (3250, 1500), (2000, 1500).
 EXPECTED = {
     ((640, 480), "letterbox"): ([220, 120, 420, 360], [[120, 120], [520, 240], [320, 240]]),
     ((480, 640), "letterbox"): (
         [320 / 3, 160, 1120 / 3, 480], [[0, 160], [480, 320], [240, 320]]
     ),
     ((640, 480), "stretch"): ([240, 120, 400, 360], [[160, 120], [480, 240], [320, 240]]),
-    ((2560, 1920), "letterbox"): (
-        [880, 480, 1680, 1440], [[480, 480], [2080, 960], [1280, 960]]
+    ((4000, 3000), "letterbox"): (
+        [1375, 750, 2625, 2250], [[750, 750], [3250, 1500], [2000, 1500]]
     ),
 }  # fmt: skip
 
@@ -204,8 +210,12 @@ def test_an_n_by_m_model_maps_its_person_to_the_right_pixels(wide_model, tmp_pat
 
 
 def test_the_reduced_decode_of_a_wide_model_uses_both_axes(wide_model, tmp_path):
+    """4000 x 3000 fits 256 x 192 inside 320 x 192: 15.6x smaller, so 1/4 keeps the 2x margin.
+
+    Fitting it to 192 on its long side (a square 192 model) would allow 1/8.
+    """
     path = tmp_path / "large.jpg"
-    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(BUS)), (2560, 1920)))
+    cv2.imwrite(str(path), cv2.resize(cv2.imread(str(BUS)), (4000, 3000)))
     assert PoseEstimator(wide_model).load(path).reduction == 4
 
 
