@@ -19,7 +19,7 @@ def line_width(image: np.ndarray) -> int:
 
 
 def draw_poses(
-    image: np.ndarray, poses: list[Pose], kpt_conf: float = 0.5, spec: KeypointSpec | None = None
+    image: np.ndarray, poses: list[Pose], kpt_conf: float, spec: KeypointSpec | None
 ) -> np.ndarray:
     """A copy of the BGR image with every pose drawn; keypoints under kpt_conf are left out.
 
