@@ -15,8 +15,12 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posecli import COCO17, PoseEstimator, SpecError, load_spec
+from posecli.decode import decode_poses
+from posecli.preprocess import Transform
 
 from conftest import BUS, COCO_IMAGES, DEFAULT_MODEL, ZIDANE, coco_files, jsonl_records, run_cli
 from derived_models import gather_rows, keypoint_rows
@@ -217,6 +221,29 @@ def test_the_reduced_decode_of_a_wide_model_uses_both_axes(wide_model, tmp_path)
     path = tmp_path / "large.jpg"
     cv2.imwrite(str(path), cv2.resize(cv2.imread(str(BUS)), (4000, 3000)))
     assert PoseEstimator(wide_model).load(path).reduction == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(1, 30),
+    dims=st.sampled_from([2, 3]),
+    seed=st.integers(0, 2**32 - 1),
+    nan_share=st.floats(0, 0.5),
+)
+def test_decoder_gives_k_keypoints_for_any_k_and_d(count, dims, seed, nan_share):
+    """Random (5 + K*D, F) outputs of a 192 x 320 model, NaN included: K valid keypoints each."""
+    rng = np.random.default_rng(seed)
+    output = rng.uniform(-0.2, 1.2, (5 + count * dims, 1260)).astype(np.float32)
+    output[rng.uniform(size=output.shape) < nan_share] = np.nan
+    transform = Transform(0.4, 0.4, 32, 0)  # 640 x 480 letterboxed into 320 x 192
+    poses = decode_poses(output, (320, 192), transform, (640, 480), 0.5, 0.7, 50, dims)
+    assert poses
+    for p in poses:
+        assert p.keypoints.shape == (count, 3) and np.isfinite(p.keypoints).all()
+        assert (p.keypoints >= 0).all() and (p.keypoints[:, 0] <= 640).all()
+        assert (p.keypoints[:, 1] <= 480).all() and (p.keypoints[:, 2] <= 1).all()
+        if dims == 2:
+            assert (p.keypoints[:, 2] == 1.0).all()
 
 
 def bad_spec_cases(tmp_path, derived) -> dict[str, tuple[list, str]]:
