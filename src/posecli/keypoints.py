@@ -21,8 +21,7 @@ Color = tuple[int, int, int]
 class KeypointSpec:
     """What a model's K keypoints are.
 
-    `skeleton` holds 0-based index pairs to draw, with BGR colours in `limb_colors` (PALETTE
-    cycled when it has none);
+    `skeleton` holds 0-based index pairs to draw, in the BGR `limb_colors` (else PALETTE's);
     `flip_idx[i]` is the keypoint that i becomes in a mirrored image; `sigmas` are OKS sigmas
     (None: Ultralytics' default 1/K each); `dims` is D from the spec's `kpt_shape`, if given.
     """
