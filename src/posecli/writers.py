@@ -270,8 +270,8 @@ class JsonWriter(Writer):
 class CocoWriter(JsonWriter):
     """A COCO results list (pycocotools loadRes) with image_id from the file name's number."""
 
-    def __init__(self, sink: Sink):
-        super().__init__(sink)
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...]):
+        super().__init__(sink, keypoint_names)
         self.ids: dict[int, str] = {}
 
     def records(self, result: ImageResult) -> list[str]:
