@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from importlib import resources
 
 import cv2
@@ -255,8 +256,11 @@ def bad_spec_cases(tmp_path, derived) -> dict[str, tuple[list, str]]:
         return path
 
     k12 = derived["k12"][0]
+    fifo = tmp_path / "spec.yaml.fifo"
+    os.mkfifo(fifo)
     return {
         "missing": (["-m", k12, "--kpt-spec", tmp_path / "nowhere.yaml"], "cannot read"),
+        "fifo": (["-m", k12, "--kpt-spec", fifo], "not a regular file but a FIFO"),
         "not-yaml": (["-m", k12, "--kpt-spec", spec("a.yaml", "kpt_shape: [12, 3\n")],
                      "not valid YAML"),
         "not-json": (["-m", k12, "--kpt-spec", spec("a.json", "{kpt_shape: 1}")],

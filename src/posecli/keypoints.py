@@ -11,6 +11,7 @@ import numpy as np
 import yaml
 
 from .errors import ModelError, SpecError
+from .filekinds import not_regular_reason
 
 BOX_ROWS = 5  # cx, cy, w, h, score; the K keypoints' values follow in a model's output
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -118,6 +119,9 @@ def beside(model: Path) -> Path | None:
 def load_spec(path: str | os.PathLike) -> KeypointSpec:
     """Read an Ultralytics dataset YAML or a posecli spec (YAML or JSON); SpecError if bad."""
     path = Path(path)
+    reason = not_regular_reason(path)
+    if reason:
+        raise SpecError(f"{path}: cannot read keypoint spec ({reason})")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
