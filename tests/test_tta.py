@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from posecli import PoseEstimator
-from posecli.pose import KEYPOINT_NAMES
+from posecli import KEYPOINT_NAMES, PoseEstimator
 from posecli.preprocess import to_model_input
 from posecli.tta import flip_index, mirror_anchors, mirrored_output
 from st_reference import tf_nearest_resize
