@@ -76,7 +76,7 @@ def test_infer_tta_flip_finds_the_people_on_the_bus():
 def test_nearest_resize_samples_as_tensorflow_does(size):
     bgr = cv2.imread(str(sorted(COCO_IMAGES.glob("*.jpg"))[0]))
     assert bgr.shape[1] == 640
-    rgb, _ = to_model_input(bgr, size, "stretch", "nearest")
+    rgb, _ = to_model_input(bgr, (size, size), "stretch", "nearest")
     expected = tf_nearest_resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
     assert (rgb == expected).all()
     if size == 192:  # OpenCV's fixed-point nearest rounds down at the exact integers here
