@@ -182,7 +182,7 @@ def test_directory_named_like_an_image_without_r(messy_folder):
 def test_empty_folder_is_a_clear_error(tmp_path):
     proc = run_cli("infer", tmp_path)
     assert proc.returncode == 1
-    assert f"posecli: error: {tmp_path}: no images in this folder" in proc.stderr.decode()
+    assert f"posecli: error: {tmp_path}: no images or videos in this folder" in proc.stderr.decode()
 
 
 def test_max_pixels_is_adjustable(tmp_path):

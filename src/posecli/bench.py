@@ -1,4 +1,4 @@
-"""posecli bench: per-stage timings, and end-to-end vs invoke-only throughput in one run."""
+"""posecli bench: stage timings, end-to-end vs invoke-only throughput, video frames/s vs ceiling."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import numpy as np
 from .errors import ImageError
 from .estimator import PoseEstimator
 from .pose import ImageResult, printable_path
+from .runtime import PoseModel
+from .video import VideoSource
 from .writers import make_writer
 
 STAGES = ("read_decode", "letterbox", "invoke", "decode_nms", "write")
@@ -143,3 +145,91 @@ def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> Benc
     e2e, cpu_ms, invoke = (float(v) for v in np.median(rounds, axis=0))
     return BenchReport(estimator.model_name, estimator.input_size, count, estimator.threads,
                        stages, round(e2e, 1), round(invoke, 1), round(cpu_ms, 2))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VideoBenchReport:
+    """Frames/s of the frame pipeline on one video against its CPU-bound ceiling.
+
+    The ceiling is cores / (decode CPU ms + 1-thread invoke CPU ms per frame), each measured alone.
+    """
+
+    video: str
+    frames: int
+    cores: int
+    decode_cpu_ms: float
+    invoke_cpu_ms: float
+    end_to_end_fps: float
+
+    @property
+    def ceiling_fps(self) -> float:
+        """Frames/s if every core did nothing but decode and invoke."""
+        return self.cores * 1000 / (self.decode_cpu_ms + self.invoke_cpu_ms)
+
+    @property
+    def ratio(self) -> float:
+        """End-to-end frames/s as a fraction of the ceiling."""
+        return self.end_to_end_fps / self.ceiling_fps
+
+    def to_dict(self) -> dict:
+        """The --json form."""
+        return {**asdict(self), "ceiling_fps": round(self.ceiling_fps, 1),
+                "ratio": round(self.ratio, 3)}  # fmt: skip
+
+    def table(self) -> str:
+        """Human-readable report."""
+        return "\n".join([
+            f"video {self.video}, {self.frames} frames, {self.cores} cores",
+            f"  {'decode':<14}{self.decode_cpu_ms:8.2f} ms CPU/frame (scaled in the decoder)",
+            f"  {'invoke':<14}{self.invoke_cpu_ms:8.2f} ms CPU/frame (1-thread interpreter)",
+            f"  {'ceiling':<14}{self.ceiling_fps:8.1f} frames/s",
+            f"  {'end-to-end':<14}{self.end_to_end_fps:8.1f} frames/s (jsonl to /dev/null)",
+            f"  {'ratio':<14}{self.ratio:8.2f}",
+        ])  # fmt: skip
+
+
+def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.ndarray]]:
+    """CPU ms per frame to decode a video to the model's letterbox size; a few frames kept."""
+    source = VideoSource(path)
+    size = estimator.frame_size(source.width, source.height)
+    kept: list[np.ndarray] = []
+    cpu, count = time.process_time(), 0
+    try:
+        for frame in source.frames(size):
+            count += 1
+            if len(kept) < 8:
+                kept.append(frame.pixels)
+    finally:
+        source.close()
+    return (time.process_time() - cpu) * 1000 / max(count, 1), kept
+
+
+def invoke_cpu_ms(estimator: PoseEstimator, frames: list[np.ndarray], width: int, height: int,
+                  count: int) -> float:  # fmt: skip
+    """CPU ms per invoke of a 1-thread interpreter on prepared frames."""
+    model = PoseModel(estimator.model_path, threads=1)
+    inputs = [estimator.letterbox_scaled(f, width, height)[0] for f in frames]
+    model.run(inputs[0])
+    cpu = time.process_time()
+    for rgb in islice(cycle(inputs), count):
+        model.run(rgb)
+    return (time.process_time() - cpu) * 1000 / count
+
+
+def run_video(estimator: PoseEstimator, path: str) -> VideoBenchReport:
+    """Measure a video's decode and invoke cost and the pipeline's frames/s, in one run."""
+    source = VideoSource(path)
+    width, height = source.width, source.height
+    source.close()
+    decode_ms, frames = decode_cpu_ms(estimator, path)
+    invoke_ms = invoke_cpu_ms(estimator, frames, width, height, 200)
+    writer = make_writer("jsonl", Path(os.devnull), estimator.keypoint_spec.names)
+    start, count = time.perf_counter(), 0
+    for result in estimator.predict_files([path]):
+        writer.write(result)
+        count += 1
+    writer.close()
+    fps = count / (time.perf_counter() - start)
+    cores = len(os.sched_getaffinity(0))
+    return VideoBenchReport(Path(path).name, count, cores, round(decode_ms, 2),
+                            round(invoke_ms, 2), round(fps, 1))  # fmt: skip

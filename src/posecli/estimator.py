@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import os
-import queue
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
-from . import images, keypoints, models
+from . import images, keypoints, models, pipeline, video
 from .decode import decode_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
 from .pose import ImageResult, Pose
-from .preprocess import INTERPOLATIONS, RESIZE_MODES, Transform, max_reduction, to_model_input
+from .preprocess import (
+    INTERPOLATIONS,
+    RESIZE_MODES,
+    Transform,
+    max_reduction,
+    resized_shape,
+    to_model_input,
+)
 from .runtime import PoseModel, default_threads
 from .tta import TTA_MODES, flip_averaged, flip_index
 
-ImageHook = Callable[[str, np.ndarray, list[Pose]], None]
+ImageHook = pipeline.ImageHook
+URL_BYTES_LIMIT = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,9 @@ class PoseEstimator:
     beside the model (same stem, .yaml/.yml/.json) is used, else the built-in one for K; it is
     `keypoint_spec` (names, skeleton, flip_pairs).
     `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
-    for many files in input order, decoding and inferring in parallel worker threads. One
-    estimator's `predict` is not for concurrent use from several threads: use `predict_files`.
+    for many files in input order, decoding and inferring in parallel worker threads;
+    `stream(source)` gives a video's, camera's or URL's results frame by frame. One estimator's
+    `predict` is not for concurrent use from several threads: use `predict_files`.
     `predict_file`/`predict_files` decode large JPEGs at reduced scale, as the CLI does (unless
     `reduced_decode=False`); `predict_file(path)` gives exactly the CLI's result for a file.
     """
@@ -110,7 +116,7 @@ class PoseEstimator:
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
         """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced
         scale unless `reduced_decode=False`); a bad file gives a result with `error` set."""
-        return self._process(self._model, hook, str(path))
+        return self.process_file(self._model, hook, str(path))
 
     def predict_files(
         self,
@@ -118,27 +124,51 @@ class PoseEstimator:
         workers: int | None = None,
         hook: ImageHook | None = None,
     ) -> Iterator[ImageResult]:
-        """Results for many files, in input order, from `workers` threads with a model each.
+        """Results for many sources (images, and each frame of videos), in input order.
 
-        At most a few images per worker are in flight, so memory stays flat for any number of
-        files. `hook(path, image, poses)` runs in the worker with the full-resolution image;
-        the poses are the same with or without it.
+        Images are decoded and run in `workers` threads with a model each; at most a few are in
+        flight, so memory stays flat for any number of files. `hook(path, image, poses)` runs in
+        the worker with an image's full-resolution pixels; the poses are the same without it.
         """
-        workers = workers or self.threads
+        events = pipeline.run(self, (str(p) for p in paths), workers=self.worker_count(workers),
+                              hook=hook)  # fmt: skip
+        yield from _results(events)
+
+    def stream(
+        self,
+        source: str | os.PathLike,
+        vid_stride: int = 1,
+        every_frame: bool = False,
+        timeout: float = video.DEFAULT_TIMEOUT,
+    ) -> Iterator[ImageResult]:
+        """Per-frame results of a video file, camera ('0', '/dev/video0') or URL, in order.
+
+        Frames are decoded ahead in a thread and never accumulate. Live sources drop frames that
+        inference cannot keep up with unless `every_frame`. A source that cannot be read, or
+        stops early, ends with a result whose `error` says why.
+        """
+        options = pipeline.StreamOptions(vid_stride, every_frame, timeout=timeout)
+        yield from _results(pipeline.run(self, [str(source)], options, self.worker_count(None)))
+
+    def worker_models(self, workers: int) -> list[PoseModel]:
+        """Models for `workers` inference threads: this one alone, or one 1-thread model each."""
         if workers <= 1 or self.delegate:
-            yield from (self.predict_file(p, hook) for p in paths)
-            return
-        idle: queue.SimpleQueue[PoseModel] = queue.SimpleQueue()
-        for _ in range(workers):
-            idle.put(PoseModel(self.model_path, threads=1))
-        task = partial(self._process_with_idle_model, idle, hook)
-        yield from ordered_map(task, (str(p) for p in paths), workers, window=4 * workers)
+            return [self._model]
+        return [PoseModel(self.model_path, threads=1) for _ in range(workers)]
+
+    def worker_count(self, workers: int | None) -> int:
+        """How many inference threads to use: one with a delegate, else `workers` or threads."""
+        return 1 if self.delegate else (workers or self.threads)
 
     def load(self, path: str | os.PathLike, full: bool = False) -> images.LoadedImage:
-        """Decode a file, at reduced JPEG scale unless `full` or reduced decoding is off."""
+        """Decode a file or URL, at reduced JPEG scale unless `full` or reduced decoding is off."""
         reduce = None
         if self.settings.reduced_decode and not full:
             reduce = partial(max_reduction, size=self.input_size, mode=self.settings.resize)
+        if video.is_url(str(path)):
+            limit = min(URL_BYTES_LIMIT, self.settings.max_bytes)
+            data = pipeline.fetch_url(str(path), video.DEFAULT_TIMEOUT, limit)
+            return images.decode(data, self.settings.max_pixels, reduce)
         return images.load(path, self.settings.max_pixels, reduce, self.settings.max_bytes)
 
     def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
@@ -147,6 +177,16 @@ class PoseEstimator:
         rgb, t = to_model_input(loaded.bgr, self.input_size, s.resize, s.interp)
         r = loaded.reduction
         return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) a video frame is scaled to in the decoder to fill the model input."""
+        return resized_shape(width, height, self.input_size, self.settings.resize)
+
+    def letterbox_scaled(
+        self, rgb: np.ndarray, width: int, height: int
+    ) -> tuple[np.ndarray, Transform]:
+        """Model input from a frame already scaled to `frame_size`, and its transform."""
+        return pipeline.pad_scaled(rgb, self.input_size, width, height)
 
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
         """Invoke the model on a preprocessed input; the raw (5 + K*D, F) output.
@@ -174,7 +214,7 @@ class PoseEstimator:
         rgb, transform = self.preprocess(loaded)
         return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
 
-    def _process(self, model: PoseModel, hook: ImageHook | None, path: str) -> ImageResult:
+    def process_file(self, model: PoseModel, hook: ImageHook | None, path: str) -> ImageResult:
         """The whole job for one file, errors captured in the result."""
         try:
             loaded = self.load(path)
@@ -188,15 +228,14 @@ class PoseEstimator:
             return ImageResult(path, error=f"unexpected {type(exc).__name__}: {exc}")
         return ImageResult(path, loaded.width, loaded.height, poses)
 
-    def _process_with_idle_model(
-        self, idle: queue.SimpleQueue[PoseModel], hook: ImageHook | None, path: str
-    ) -> ImageResult:
-        """`_process` with a single-threaded interpreter that no other worker is using."""
-        model = idle.get()
-        try:
-            return self._process(model, hook, path)
-        finally:
-            idle.put(model)
+
+def _results(events: Iterator[pipeline.Event]) -> Iterator[ImageResult]:
+    """The per-image and per-frame results; a video that failed or stopped early as an error."""
+    for event in events:
+        if isinstance(event, pipeline.FrameResult):
+            yield event.result
+        elif isinstance(event, pipeline.SourceEnd) and event.error:
+            yield ImageResult(event.path, error=event.error)
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -206,24 +245,3 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2 or image.shape[2] == 1:
         return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return image[..., :3]
-
-
-def ordered_map(fn: Callable, items: Iterable, workers: int, window: int) -> Iterator:
-    """Map fn over items in a thread pool, yielding in input order with at most `window` pending.
-
-    When the consumer stops early (an interrupt, a closed pipe), queued items are dropped and
-    running ones are not waited for, so a worker stuck in a slow read cannot hold it up.
-    """
-    pending: deque[Future] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="posecli")
-    try:
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)

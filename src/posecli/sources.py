@@ -1,4 +1,4 @@
-"""Turning command-line sources (files, folders, globs, '-' for stdin) into a list of images."""
+"""Turning command-line sources (files, folders, globs, '-', cameras, URLs) into inputs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from . import video
 
 IMAGE_EXTENSIONS = frozenset(
     [
@@ -38,7 +40,8 @@ IMAGE_DATA_ON_STDIN = "standard input holds image data, not paths; give the file
 
 @dataclass(frozen=True)
 class Item:
-    """One image to process: the path to read and its name relative to the folder it came from."""
+    """One image or video to process: the path (or camera, or URL) to read and its name relative
+    to the folder it came from."""
 
     path: str
     name: str
@@ -65,6 +68,21 @@ class Inputs:
 def is_image_name(name: str) -> bool:
     """True for file names with an image extension OpenCV reads."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_input_name(name: str) -> bool:
+    """True for the files taken from folders: images and videos, by extension."""
+    return is_image_name(name) or video.is_video_name(name)
+
+
+def device_or_url_item(source: str) -> Item | None:
+    """An item for a camera ('0', '/dev/video0') or a URL, named for its output files."""
+    if video.camera_device(source):
+        return Item(source, f"camera{source.removeprefix('/dev/video')}")
+    if video.is_url(source):
+        tail = source.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        return Item(source, tail if "." in tail else f"{tail or 'stream'}.mp4")
+    return None
 
 
 def read_path_lines(stream: BinaryIO) -> list[str]:
@@ -103,7 +121,9 @@ def expand(sources: Iterable[str], recursive: bool, stdin: BinaryIO | None = Non
 def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
     """Expand each source into `inputs`."""
     for source in sources:
-        if os.path.isdir(source):
+        if (item := device_or_url_item(source)) is not None:
+            inputs.items.append(item)
+        elif os.path.isdir(source):
             _add_folder(inputs, source, recursive)
         elif os.path.lexists(source):
             inputs.items.append(Item(source, os.path.basename(source)))
@@ -128,13 +148,14 @@ def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
             inputs.errors.append(found)
     if len(inputs.items) == before and len(inputs.errors) == errors_before:
         hint = "" if recursive else " (use -r to look in subfolders)"
-        inputs.errors.append((root, f"no images in this folder{hint}"))
+        inputs.errors.append((root, f"no images or videos in this folder{hint}"))
 
 
 def _walk(
     folder: str, root: str, recursive: bool, ancestors: frozenset[tuple[int, int]]
 ) -> Iterator[Item | Skipped | tuple[str, str]]:
-    """Images below folder in name order; symlink loops skipped, unreadable folders reported."""
+    """Images and videos below folder in name order; symlink loops skipped, unreadable folders
+    reported."""
     try:
         st = os.stat(folder)
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -149,7 +170,7 @@ def _walk(
                 yield Skipped(entry.path, "symbolic link loop, not followed")
             else:
                 yield from _walk(entry.path, root, recursive, ancestors)
-        elif is_image_name(entry.name):
+        elif is_input_name(entry.name):
             yield Item(entry.path, os.path.relpath(entry.path, root))
 
 

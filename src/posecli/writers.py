@@ -238,9 +238,10 @@ class TextWriter(Writer):
         people = f"{n} {'person' if n == 1 else 'people'}"
         scores = " ".join(f"{p.score:.2f}" for p in result.poses)
         detail = f" (scores {scores})" if scores else ""
-        return [
-            f"{printable_path(result.path)}: {result.width}x{result.height}, {people}{detail}\n"
-        ]
+        where = printable_path(result.path)
+        if result.frame is not None:
+            where += f" frame {result.frame} ({result.time:.3f} s)"
+        return [f"{where}: {result.width}x{result.height}, {people}{detail}\n"]
 
 
 class JsonlWriter(Writer):
@@ -283,14 +284,16 @@ class CocoWriter(JsonWriter):
 
 
 class CsvWriter(Writer):
-    """One row per person: image, person index, score, box and K x (x, y, conf)."""
+    """One row per person: image, frame and time (empty for images), person index, score, box
+    and K x (x, y, conf)."""
 
     def header(self) -> str:
         return _csv_text([csv_columns(self.keypoint_names)])
 
     def records(self, result: ImageResult) -> list[str]:
-        name = printable_path(result.path)
-        return [_csv_text([[name, i, *_flat_pose(p)]]) for i, p in enumerate(result.poses)]
+        record = result.to_dict()
+        where = [record["image"], record.get("frame", ""), record.get("time", "")]
+        return [_csv_text([[*where, i, *_flat_pose(p)]]) for i, p in enumerate(result.poses)]
 
 
 WRITERS: dict[str, type[Writer]] = {
@@ -313,9 +316,9 @@ def make_writer(
 
 
 def csv_columns(keypoint_names: tuple[str, ...]) -> list[str]:
-    """The CSV header: image, person, score, box, then <name>_x, <name>_y, <name>_conf."""
+    """The CSV header: image, frame, time, person, score, box, then <name>_x, _y, _conf."""
     keypoint_columns = (f"{n}_{axis}" for n in keypoint_names for axis in ("x", "y", "conf"))
-    return ["image", "person", "score", "x1", "y1", "x2", "y2", *keypoint_columns]
+    return ["image", "frame", "time", "person", "score", "x1", "y1", "x2", "y2", *keypoint_columns]
 
 
 def _json(obj: dict) -> str:

@@ -33,10 +33,21 @@ from .options import build_estimator, conf_option, model_options, pipeline_optio
     show_default=True,
     help="Images to run (the folder's images are cycled).",
 )
+@click.option(
+    "--video",
+    "video_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Measure a video instead: frames/s against the decode + invoke CPU ceiling.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
-def bench(images_dir, count, as_json, **options) -> int:
+def bench(images_dir, count, video_path, as_json, **options) -> int:
     """Per-stage milliseconds and end-to-end vs invoke-only images/s, measured in one run."""
     estimator = build_estimator(**options)
+    if video_path is not None:
+        video_report = bench_module.run_video(estimator, video_path)
+        click.echo(json.dumps(video_report.to_dict()) if as_json else video_report.table())
+        return EXIT_OK
     images_found = None
     if images_dir is not None:
         images_found = [Path(i.path) for i in expand([str(images_dir)], False).items]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import click
 
-from ..pose import ImageResult
 from ..writers import write_stdout
 
+T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 70, 74
 
 
@@ -68,8 +69,8 @@ def plural(count: int, noun: str) -> str:
 
 
 def with_progress(
-    results: Iterable[ImageResult], total: int, quiet: bool, label: str = "posecli"
-) -> Iterator[ImageResult]:
+    results: Iterable[T], total: int, quiet: bool, label: str = "posecli"
+) -> Iterator[T]:
     """The results, with a progress bar on a terminal's stderr when there is more than one."""
     if quiet or total < 2 or not sys.stderr.isatty():
         yield from results

@@ -1,4 +1,4 @@
-"""`posecli infer`: poses for images, written in the chosen format as each one finishes."""
+"""`posecli infer`: poses for images and video frames, written in the chosen format as they come."""
 
 from __future__ import annotations
 
@@ -12,14 +12,22 @@ from pathlib import Path
 
 import click
 
-from .. import files, images
+from .. import files, images, pipeline, video
 from ..draw import draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
 from ..keypoints import KeypointSpec
+from ..pipeline import FrameResult, StreamOptions, VideoStart, is_video_source
 from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, make_writer
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
+from .frames import (
+    AnnotatedVideos,
+    FrameProgress,
+    annotated_video_path,
+    finished_videos,
+    video_items,
+)
 from .options import build_estimator, conf_option, model_options, pipeline_options
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -67,6 +75,25 @@ MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", "
     show_default=True,
     help="Keypoints below this confidence are not drawn.",
 )
+@click.option(
+    "--vid-stride",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Process every Nth frame of videos.",
+)
+@click.option(
+    "--every-frame",
+    is_flag=True,
+    help="Live sources: process every frame (default: drop frames while inference is behind).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=video.DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for a URL or camera to answer before giving up.",
+)
 @click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too.")
 @click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
 @click.option(
@@ -80,9 +107,13 @@ MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", "
     is_flag=True,
     help="Skip images already in --save-dir or in the jsonl -o file.",
 )
-def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, shard,
-          skip_existing, **options) -> int:  # fmt: skip
-    """Find people and their keypoints in images (files, folders, globs, '-' for stdin)."""
+def infer(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame, timeout,
+          recursive, quiet, shard, skip_existing, **options) -> int:  # fmt: skip
+    """Find people and their keypoints in images and videos.
+
+    SOURCES are files, folders, globs, '-' for paths on stdin, cameras ('0', '/dev/video0') and
+    URLs (http(s) images, videos and MJPEG streams; rtsp://).
+    """
     output = None if output == Path("-") else output
     check_output_name(output, fmt)
     fmt = fmt or default_format(output)
@@ -101,6 +132,8 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, sh
     items = unique_names(inputs.items)
     if shard_index:
         items = select_shard(items, *shard_index)
+    if fmt == "coco":
+        items = refuse_videos_for_coco(items, inputs.errors)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
     writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing)
     writer.sink.open()
@@ -108,9 +141,11 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, recursive, quiet, sh
         files.check_folder_writable(save_dir)
     skipped = 0
     if skip_existing:
-        done = finished_images(jsonl_file, save_dir, items)
+        done = finished_images(jsonl_file, save_dir, items, vid_stride)
         skipped, items = len(done), [i for i in items if i.path not in done]
-    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet)
+    stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
+                           timeout=timeout)  # fmt: skip
+    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream)
     stats.failed += len(inputs.errors)
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
@@ -140,7 +175,7 @@ def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list
     destinations = [(output, "-o would write results")] if output is not None else []
     if save_dir is not None:
         destinations += [
-            (annotated_copy(save_dir, i.name),
+            (annotated_copy(save_dir, i.name, i.path),
              f"--save-dir would write the annotated copy of {printable_path(i.path)}")
             for i in items
         ]  # fmt: skip
@@ -154,29 +189,39 @@ class Stats:
     """Counts for the closing summary line."""
 
     def __init__(self) -> None:
-        self.images = self.poses = self.failed = self.unsaved = 0
+        self.images = self.frames = self.poses = self.failed = self.unsaved = self.dropped = 0
+        self.live = False
         self.start = time.perf_counter()
 
     def add(self, result: ImageResult) -> None:
-        """Count one processed image."""
-        self.images += 1
+        """Count one processed image or video frame."""
+        if result.frame is None:
+            self.images += 1
+        else:
+            self.frames += 1
         self.poses += len(result.poses)
 
     def summary(self, skipped: int = 0) -> str:
-        """'N images, M poses, K failed' with timing (and skips when resuming)."""
+        """'N images, F frames, M poses, K failed' with timing (skips, dropped frames if any)."""
         elapsed = time.perf_counter() - self.start
-        rate = self.images / elapsed if elapsed > 0 else 0.0
+        count, unit = (self.frames, "frames") if self.frames else (self.images, "images")
+        rate = count / elapsed if elapsed > 0 else 0.0
         skip = f", {skipped} skipped" if skipped else ""
         unsaved = f", {self.unsaved} not saved" if self.unsaved else ""
-        return (f"{plural(self.images, 'image')}, {plural(self.poses, 'pose')}, "
-                f"{self.failed} failed{unsaved}{skip} in {elapsed:.2f} s "
-                f"({rate:.1f} images/s)")  # fmt: skip
+        frames = f"{plural(self.frames, 'frame')}, " if self.frames else ""
+        dropped = f", {plural(self.dropped, 'frame')} dropped" if self.live or self.dropped else ""
+        return (f"{plural(self.images, 'image')}, {frames}{plural(self.poses, 'pose')}, "
+                f"{self.failed} failed{unsaved}{skip}{dropped} in {elapsed:.2f} s "
+                f"({rate:.1f} {unit}/s)")  # fmt: skip
 
 
-def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -> Stats:
-    """Run every item through the estimator, write results, report failures; Ctrl-C safe.
+def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
+              stream: StreamOptions | None = None) -> Stats:  # fmt: skip
+    """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe.
 
-    The progress bar is left out when results are printed on the same terminal.
+    Each video's frames come in order between its VideoStart and SourceEnd: the place for
+    per-video state (its annotated copy). The progress bar is left out when results are printed
+    on the same terminal.
     """
     stats = Stats()
     names = {i.path: i.name for i in items}
@@ -190,24 +235,66 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet) -
             if failure:
                 save_failures[path] = failure
 
-    results = estimator.predict_files([i.path for i in items], hook=hook)
+    workers = estimator.worker_count(None)
+    events = pipeline.run(estimator, [i.path for i in items], stream or StreamOptions(), workers,
+                          hook)  # fmt: skip
+    on_terminal = not writer.sink.is_file and sys.stdout.isatty()
+    videos = AnnotatedVideos(save_dir, names, kpt_conf, estimator.keypoint_spec)
+    progress = FrameProgress(quiet or on_terminal)
+    images_only = [i for i in items if not is_video_source(i.path)]
+    no_bar = quiet or on_terminal or len(images_only) < len(items)
     try:
-        on_terminal = not writer.sink.is_file and sys.stdout.isatty()
-        for result in with_progress(results, len(items), quiet or on_terminal):
-            handle_result(result, writer, stats)
-            if result.path in save_failures:
+        for event in with_progress(events, len(images_only), no_bar):
+            handle_event(event, writer, stats, videos, progress)
+            if isinstance(event, FrameResult) and event.result.path in save_failures:
                 stats.unsaved += 1
-                error(save_failures.pop(result.path))
+                error(save_failures.pop(event.result.path))
         writer.close()
     except (KeyboardInterrupt, Interrupted):
+        videos.abort()
         writer.sink.abort()
         info(stats.summary() + ", interrupted", quiet)
         raise
     except OutputError:
+        videos.abort()
         writer.sink.abort()
         info(stats.summary() + ", stopped: the output cannot be written", quiet)
         raise
     return stats
+
+
+def handle_event(event: pipeline.Event, writer, stats: Stats, videos: AnnotatedVideos,
+                 progress: FrameProgress) -> None:  # fmt: skip
+    """Write a frame's or image's result, open or close a video's outputs, report failures."""
+    try:
+        if isinstance(event, VideoStart):
+            stats.live = stats.live or event.live
+            progress.begin(event)
+            videos.start(event)
+        elif isinstance(event, FrameResult):
+            handle_result(event.result, writer, stats)
+            progress.frame()
+            videos.add(event)
+        else:
+            progress.end()
+            stats.dropped += event.dropped
+            videos.finish(event)
+            if event.error:
+                raise ImageError(event.error)
+    except ImageError as exc:
+        stats.failed += 1
+        path = event.path if not isinstance(event, FrameResult) else event.result.path
+        error(f"{printable_path(path)}: {exc}")
+
+
+def refuse_videos_for_coco(items: list[Item], errors: list[tuple[str, str]]) -> list[Item]:
+    """Videos have no COCO image_id: each is reported and left out of a coco run."""
+    reason = "--format coco takes images only; use json or jsonl"
+    for item in items:
+        if is_video_source(item.path):
+            errors.append((item.path, reason))
+            error(f"{printable_path(item.path)}: {reason}")
+    return [i for i in items if not is_video_source(i.path)]
 
 
 def handle_result(result: ImageResult, writer, stats: Stats) -> None:
@@ -254,20 +341,32 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
-def finished_images(jsonl: Path | None, save_dir: Path | None, items: list[Item]) -> set[str]:
-    """Paths already done: recorded in the jsonl file and/or saved in save_dir (both if both)."""
+def finished_images(
+    jsonl: Path | None, save_dir: Path | None, items: list[Item], stride: int = 1
+) -> set[str]:
+    """Paths already done: recorded in the jsonl file and/or saved in save_dir (both if both).
+
+    A video is done when all its frames are recorded and/or its annotated copy exists.
+    """
     done = {i.path for i in items}
     if jsonl is not None:
-        done &= recorded_files(jsonl, items)
+        videos = set(video_items([i.path for i in items]))
+        images_done = recorded_files(jsonl, [i for i in items if i.path not in videos])
+        done &= images_done | finished_videos(jsonl, sorted(videos), stride)
     if save_dir is not None:
         done = {
-            i.path for i in items if i.path in done and annotated_copy(save_dir, i.name).is_file()
+            i.path
+            for i in items
+            if i.path in done and annotated_copy(save_dir, i.name, i.path).is_file()
         }
     return done
 
 
-def annotated_copy(save_dir: Path, name: str) -> Path:
-    """Where the annotated copy of an image goes: its name, as .jpg if OpenCV can't write it."""
+def annotated_copy(save_dir: Path, name: str, path: str = "") -> Path:
+    """Where the annotated copy goes: an image's name, as .jpg if OpenCV can't write it; a
+    video's as .mp4."""
+    if path and is_video_source(path):
+        return annotated_video_path(save_dir, name)
     dest = save_dir / name
     return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
 

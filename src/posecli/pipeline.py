@@ -1,0 +1,338 @@
+"""The frame pipeline: every source (an image is a one-frame source) to per-frame results in order.
+
+Videos, cameras and streams are decoded in a thread of their own per source; images are decoded
+in the inference workers. Inference runs in `workers` threads with a model each, and results come
+back in input order with at most a few frames in flight, so memory stays flat for any length.
+Per-source events (`VideoStart`, then each frame's `FrameResult`, then `SourceEnd`) let a caller
+keep per-video state between inference and output, such as a tracker or an annotated video.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import images, video
+from .errors import ImageError
+from .pose import ImageResult, Pose
+from .preprocess import PAD_VALUE, Transform
+from .runtime import PoseModel
+from .sources import is_image_name
+from .video import VideoError, VideoSource
+
+if TYPE_CHECKING:
+    from .estimator import PoseEstimator
+
+ImageHook = Callable[[str, np.ndarray, list[Pose]], None]
+QUEUED_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How video sources are read: every `vid_stride`th frame; live sources drop stale frames
+    unless `every_frame`; full-size frames kept for the caller with `keep_images`."""
+
+    vid_stride: int = 1
+    every_frame: bool = False
+    keep_images: bool = False
+    timeout: float = video.DEFAULT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class VideoStart:
+    """A video source opened: its size, the rate of the frames it will give, and their number."""
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    live: bool
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One image's or frame's result, with its full-size BGR pixels when they were kept."""
+
+    result: ImageResult
+    image: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SourceEnd:
+    """A video source finished: frames processed and dropped, and why it stopped early if so."""
+
+    path: str
+    frames: int
+    dropped: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class _ImageTask:
+    path: str
+
+
+@dataclass(frozen=True)
+class _FrameTask:
+    path: str
+    frame: video.DecodedFrame
+    width: int
+    height: int
+    full: bool
+
+
+Event = VideoStart | FrameResult | SourceEnd
+_Task = _ImageTask | _FrameTask | VideoStart | SourceEnd
+
+
+def is_video_source(path: str) -> bool:
+    """True for sources read as video: cameras, non-image URLs, video files by name or content."""
+    if video.camera_device(path) or video.is_url(path):
+        return not is_image_name(path.split("?")[0])
+    if is_image_name(path):
+        return False
+    return video.is_video_name(path) or video.looks_like_video(path)
+
+
+def run(
+    estimator: PoseEstimator,
+    sources: Iterable[str],
+    options: StreamOptions = StreamOptions(),
+    workers: int = 1,
+    hook: ImageHook | None = None,
+) -> Iterator[Event]:
+    """Events for every source in order; `hook(path, bgr, poses)` runs in a worker per image."""
+    idle: queue.SimpleQueue[PoseModel] = queue.SimpleQueue()
+    for model in estimator.worker_models(workers):
+        idle.put(model)
+    stop = threading.Event()
+
+    def work(task: _Task) -> Event:
+        if isinstance(task, (VideoStart, SourceEnd)):
+            return task
+        model = idle.get()
+        try:
+            if isinstance(task, _ImageTask):
+                return FrameResult(estimator.process_file(model, hook, task.path))
+            return _infer_frame(estimator, model, task, options.keep_images)
+        finally:
+            idle.put(model)
+
+    tasks = _tasks(estimator, sources, options, stop)
+    try:
+        yield from ordered_map(work, tasks, workers, window=QUEUED_FRAMES * workers)
+    finally:
+        stop.set()
+
+
+def _tasks(
+    estimator: PoseEstimator, sources: Iterable[str], options: StreamOptions, stop: threading.Event
+) -> Iterator[_Task]:
+    """Work items for every source: one per image, a start, frames and an end per video."""
+    for path in sources:
+        if is_video_source(path):
+            yield from _video_tasks(estimator, path, options, stop)
+        else:
+            yield _ImageTask(path)
+
+
+def _video_tasks(
+    estimator: PoseEstimator, path: str, options: StreamOptions, stop: threading.Event
+) -> Iterator[_Task]:
+    """One video's start, frames and end, decoded ahead in a thread of its own."""
+    frames = _FrameQueue(QUEUED_FRAMES, stop)
+    thread = threading.Thread(
+        target=_decode_video, args=(estimator, path, options, frames), daemon=True,
+        name="posecli-decode",
+    )  # fmt: skip
+    thread.start()
+    try:
+        while True:
+            item = frames.get()
+            if isinstance(item, SourceEnd):
+                yield replace(item, dropped=frames.dropped)
+                return
+            yield item
+    finally:
+        frames.close()
+        thread.join()
+
+
+def _decode_video(
+    estimator: PoseEstimator, path: str, options: StreamOptions, out: _FrameQueue
+) -> None:
+    """Decode one video into `out`: a VideoStart, its frames, then always a SourceEnd."""
+    progress = [0]
+    try:
+        out.put(_decode_frames(estimator, path, options, out, progress))
+    except Exception as exc:  # the consumer must get an end whatever happens, never wait
+        reason = f"unexpected {type(exc).__name__}: {exc}"
+        out.put(SourceEnd(path, progress[0], 0, f"stopped after {progress[0]} frames ({reason})"))
+
+
+def _decode_frames(
+    estimator: PoseEstimator,
+    path: str,
+    options: StreamOptions,
+    out: _FrameQueue,
+    progress: list[int],
+) -> SourceEnd:
+    """Queue a VideoStart and the frames; the SourceEnd saying how it ended."""
+    try:
+        source = video.open_source(path, options.timeout)
+    except VideoError as exc:
+        return SourceEnd(path, 0, 0, str(exc))
+    try:
+        stride = options.vid_stride
+        expected = -(-source.frame_count // stride)
+        live = source.live and not options.every_frame
+        out.put(VideoStart(
+            path, source.width, source.height, source.fps / stride, expected, source.live
+        ))  # fmt: skip
+        full = options.keep_images or not estimator.settings.reduced_decode
+        size = None if full else estimator.frame_size(source.width, source.height)
+        for frame in source.frames(size, stride):
+            if not out.put(_FrameTask(path, frame, source.width, source.height, full), live):
+                break
+            progress[0] += 1
+        return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], expected))
+    except VideoError as exc:
+        stopped = "stream stopped" if source.live else "video ended early"
+        return SourceEnd(path, progress[0], 0, f"{stopped} after {progress[0]} frames ({exc})")
+    finally:
+        source.close()
+
+
+def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected: int) -> str | None:
+    """Why a source that ran out of frames stopped early, or None if it ended as it should."""
+    if source.live:
+        return f"stream stopped after {decoded} frames"
+    if decoded < expected:
+        return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
+    return None
+
+
+def _infer_frame(
+    estimator: PoseEstimator, model: PoseModel, task: _FrameTask, keep_image: bool
+) -> FrameResult:
+    """Run one decoded frame through the model; poses in the frame's own pixels."""
+    frame = task.frame
+    if task.full:
+        loaded = images.LoadedImage(frame.pixels, task.width, task.height)
+        rgb, transform = estimator.preprocess(loaded)
+        image = frame.pixels if keep_image else None
+    else:
+        rgb, transform = estimator.letterbox_scaled(frame.pixels, task.width, task.height)
+        image = None
+    poses = estimator.decode(estimator.run(rgb, model), transform, task.width, task.height)
+    result = ImageResult(task.path, task.width, task.height, poses, None, frame.index, frame.time)
+    return FrameResult(result, image)
+
+
+def pad_scaled(
+    rgb: np.ndarray, size: tuple[int, int], width: int, height: int
+) -> tuple[np.ndarray, Transform]:
+    """Centre an already-scaled RGB frame in the (width, height) model input, padded with 114."""
+    new_h, new_w = rgb.shape[:2]
+    canvas = np.full((size[1], size[0], 3), PAD_VALUE, np.uint8)
+    left, top = (size[0] - new_w) // 2, (size[1] - new_h) // 2
+    canvas[top : top + new_h, left : left + new_w] = rgb
+    return canvas, Transform(new_w / width, new_h / height, left, top)
+
+
+class _FrameQueue:
+    """Decoded frames handed from a decode thread to the pipeline, a few at a time.
+
+    `put(..., drop_stale=True)` (live sources) replaces queued frames instead of waiting, counting
+    each one dropped; start and end events are never dropped. `close` releases a waiting decoder.
+    """
+
+    def __init__(self, size: int, stop: threading.Event):
+        self.items: deque = deque()
+        self.size = size
+        self.stop = stop
+        self.closed = False
+        self.dropped = 0
+        self.cond = threading.Condition()
+
+    def put(self, item, drop_stale: bool = False) -> bool:
+        """Queue an item; False when the consumer has gone away."""
+        with self.cond:
+            if drop_stale:
+                while self.items and isinstance(self.items[-1], _FrameTask):
+                    self.items.pop()
+                    self.dropped += 1
+            while len(self.items) >= self.size and not self._gone():
+                self.cond.wait(0.1)
+            if self._gone():
+                return False
+            self.items.append(item)
+            self.cond.notify_all()
+            return True
+
+    def get(self):
+        """The next item, waiting for the decoder (in short steps, so Ctrl-C is seen)."""
+        with self.cond:
+            while not self.items:
+                self.cond.wait(0.1)
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        """Tell the decoder to stop."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def _gone(self) -> bool:
+        return self.closed or self.stop.is_set()
+
+
+def fetch_url(url: str, timeout: float, limit: int) -> bytes:
+    """The body of an http(s) URL, at most `limit` bytes, giving up after `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read(limit + 1)
+    except urllib.error.HTTPError as exc:
+        raise ImageError(f"HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ImageError(f"cannot fetch: {reason}") from exc
+    if len(data) > limit:
+        raise ImageError(f"more than {limit} bytes")
+    if not data:
+        raise ImageError("empty response (0 bytes)")
+    return data
+
+
+def ordered_map(fn: Callable, items: Iterable, workers: int, window: int) -> Iterator:
+    """Map fn over items in a thread pool, yielding in input order with at most `window` pending.
+
+    When the consumer stops early (an interrupt, a closed pipe), queued items are dropped and
+    running ones are not waited for, so a worker stuck in a slow read cannot hold it up.
+    """
+    pending: deque[Future] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="posecli")
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

@@ -1,0 +1,232 @@
+"""Opening video files, cameras and network streams with PyAV, and decoding their frames."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+from av.video.reformatter import Interpolation
+
+from .errors import ImageError
+
+VIDEO_EXTENSIONS = frozenset(
+    [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"]
+)
+NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
+DEFAULT_TIMEOUT = 10.0
+# Area averaging for downscaling, with swscale's exact rounding (same pixels on every CPU).
+SCALER_FLAGS = Interpolation.AREA | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+
+
+class VideoError(ImageError):
+    """A video, camera or stream cannot be opened or read."""
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One decoded frame: its 0-based index, time in seconds, and pixels (RGB or BGR)."""
+
+    index: int
+    time: float
+    pixels: np.ndarray
+
+
+def is_video_name(name: str) -> bool:
+    """True for file names with a video extension."""
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def is_url(source: str) -> bool:
+    """True for network sources (http, https, rtsp, ...)."""
+    return source.lower().startswith(NETWORK_SCHEMES)
+
+
+def camera_device(source: str) -> str | None:
+    """The V4L2 device a camera source names ('0' or '/dev/video0'), else None."""
+    if source.isdigit():
+        return f"/dev/video{int(source)}"
+    if re.fullmatch(r"/dev/video\d+", source):
+        return source
+    return None
+
+
+def looks_like_video(path: str) -> bool:
+    """True when a file's first bytes are those of a common video container."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return (
+        head[4:8] == b"ftyp"
+        or head[:4] == b"\x1a\x45\xdf\xa3"  # Matroska / WebM
+        or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+        or head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")  # MPEG-PS
+    )
+
+
+class VideoSource:
+    """An open video, camera or stream: its size, frame rate and frame count, and its frames.
+
+    Network sources give up after `timeout` seconds without data, opening or reading.
+    """
+
+    def __init__(self, source: str, timeout: float = DEFAULT_TIMEOUT):
+        self.source = source
+        self.camera = camera_device(source)
+        self.container = _open(source, self.camera, timeout)
+        try:
+            self.stream = self.container.streams.video[0]
+        except IndexError:
+            self.container.close()
+            raise VideoError("no video stream in this file") from None
+        codec = self.stream.codec_context
+        if codec is None or not codec.width or not codec.height:
+            self.container.close()
+            raise VideoError("unsupported video codec (no decoder for it in FFmpeg)")
+        codec.thread_type = "AUTO"
+        self.width, self.height = codec.width, codec.height
+
+    @property
+    def live(self) -> bool:
+        """True for cameras and streams with no end known in advance (RTSP, MJPEG over HTTP)."""
+        return bool(self.camera) or (is_url(self.source) and not self.container.duration)
+
+    @property
+    def frame_count(self) -> int:
+        """Frames the container says it holds; 0 when it does not say."""
+        return max(int(self.stream.frames or 0), 0)
+
+    @property
+    def fps(self) -> Fraction:
+        """Average frame rate (25 when the container does not say)."""
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        return Fraction(rate) if rate else Fraction(25)
+
+    def frames(self, size: tuple[int, int] | None, stride: int = 1) -> Iterator[DecodedFrame]:
+        """Every `stride`th frame, scaled to size=(width, height) as RGB, or full-size BGR."""
+        previous = -1.0
+        for index, frame in enumerate(self._decoded()):
+            time = self._time(frame, previous)
+            previous = time
+            if index % stride:
+                continue
+            if size is None:
+                pixels = frame.to_ndarray(format="bgr24")
+            else:
+                pixels = frame.to_ndarray(
+                    width=size[0], height=size[1], format="rgb24",
+                    interpolation=SCALER_FLAGS, threads=1,
+                )  # fmt: skip
+            yield DecodedFrame(index, time, pixels)
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames; read and decode errors become VideoError."""
+        try:
+            yield from self.container.decode(self.stream)
+        except av.FFmpegError as exc:
+            raise VideoError(_reason(exc)) from exc
+
+    def _time(self, frame: av.VideoFrame, previous: float) -> float:
+        """Seconds from the frame's timestamps, kept increasing (AVI files reorder PTS)."""
+        stamp = frame.dts if frame.dts is not None else frame.pts
+        if stamp is None or frame.time_base is None:
+            return round(previous + 1 / float(self.fps), 6) if previous >= 0 else 0.0
+        time = round(float(stamp * frame.time_base), 6)
+        return time if time > previous else round(previous + 1 / float(self.fps), 6)
+
+    def close(self) -> None:
+        """Release the file, device or connection."""
+        self.container.close()
+
+
+def open_source(source: str, timeout: float = DEFAULT_TIMEOUT) -> VideoSource | CameraSource:
+    """A video file or stream through FFmpeg, or a camera (through OpenCV when the FFmpeg in
+    PyAV's wheel has no V4L2 input, as on PyPI)."""
+    camera = camera_device(source)
+    if camera and not os.path.exists(camera):
+        raise VideoError(f"no camera at {camera}")
+    if camera and "v4l2" not in av.formats_available:
+        return CameraSource(source, camera)
+    if not camera and not is_url(source):
+        _check_regular_file(source)
+    return VideoSource(source, timeout)
+
+
+def _check_regular_file(path: str) -> None:
+    """Refuse FIFOs, devices and sockets from `stat` alone (FFmpeg would block on a FIFO)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise VideoError((exc.strerror or str(exc)).lower()) from exc
+    if not stat.S_ISREG(mode):
+        raise VideoError("not a regular file")
+
+
+class CameraSource:
+    """A V4L2 camera read with OpenCV: the VideoSource interface, frames timed on arrival."""
+
+    live = True
+    frame_count = 0
+
+    def __init__(self, source: str, device: str):
+        self.source = source
+        self.capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+        if not self.capture.isOpened():
+            raise VideoError(f"cannot open camera {device}")
+        self.width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        rate = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = Fraction(rate).limit_denominator(1001) if rate > 0 else Fraction(30)
+
+    def frames(self, size: tuple[int, int] | None, stride: int = 1) -> Iterator[DecodedFrame]:
+        """Every `stride`th frame, scaled to size=(width, height) as RGB, or full-size BGR."""
+        start, index = time.monotonic(), 0
+        while True:
+            ok, bgr = self.capture.read()
+            if not ok:
+                raise VideoError("camera stopped giving frames")
+            if index % stride == 0:
+                pixels = bgr
+                if size is not None:
+                    small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+                    pixels = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+                yield DecodedFrame(index, round(time.monotonic() - start, 6), pixels)
+            index += 1
+
+    def close(self) -> None:
+        """Release the camera."""
+        self.capture.release()
+
+
+def _open(source: str, camera: str | None, timeout: float) -> av.container.InputContainer:
+    """Open the container, turning FFmpeg's errors into one-line reasons."""
+    try:
+        if camera:
+            return av.open(camera, format="v4l2", timeout=timeout)
+        if is_url(source):
+            options = {"rtsp_transport": "tcp"} if source.lower().startswith("rtsp") else {}
+            return av.open(source, options=options, timeout=timeout)
+        return av.open(source, metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise VideoError(_reason(exc)) from exc
+    except OSError as exc:
+        raise VideoError(exc.strerror or str(exc)) from exc
+
+
+def _reason(exc: av.FFmpegError) -> str:
+    """A short lower-case reason from an FFmpeg error."""
+    if isinstance(exc, av.ExitError) or "Immediate exit" in str(exc):
+        return "no answer within the timeout (--timeout)"
+    text = exc.strerror or str(exc)
+    if isinstance(exc, av.InvalidDataError):
+        return "cannot decode: not a video, or a corrupt one"
+    return text.lower().rstrip(".")

@@ -1,0 +1,405 @@
+"""Videos, cameras and streams: per-frame records, annotated copies, bad input, network sources."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from posecli.pipeline import SourceEnd, _FrameQueue, _FrameTask
+
+from conftest import BUS, SHARED, coco_files, jsonl_records, run_cli
+from reference import iou
+
+VIDEOS = SHARED / "videos"
+PETS = VIDEOS / "pets-vtest.avi"
+PAN_720 = VIDEOS / "coco-pan-720p30.mp4"
+SCHEMA = json.loads((Path(__file__).parents[1] / "src/posecli/pose-result.schema.json").read_text())
+
+
+def make_clip(src: Path, dest: Path, frames: int, size: tuple[int, int] | None = None,
+              codec: str = "libx264", fmt: str | None = None,
+              options: dict | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Re-encode the first `frames` frames of src into dest with PyAV; the BGR frames written."""
+    written = []
+    with av.open(str(src)) as inp, av.open(str(dest), "w", format=fmt, options=options) as out:
+        stream_in = inp.streams.video[0]
+        width, height = size or (stream_in.width, stream_in.height)
+        stream = out.add_stream(codec, rate=stream_in.average_rate or 25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for frame in inp.decode(stream_in):
+            if len(written) == frames:
+                break
+            bgr = frame.to_ndarray(width=width, height=height, format="bgr24")
+            written.append(bgr)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
+        out.mux(stream.encode(None))
+    return written
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a video as full-size BGR."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def video_info(path: Path) -> tuple[int, Fraction, int, int, str]:
+    """Frames decoded, average rate, width, height and codec of a video file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = sum(1 for _ in container.decode(stream))
+        return count, stream.average_rate, stream.width, stream.height, stream.codec_context.name
+
+
+@pytest.fixture(scope="module")
+def pan_clip(tmp_path_factory) -> Path:
+    """24 frames of the COCO pan video (people in most frames) at 640x360."""
+    path = tmp_path_factory.mktemp("clips") / "pan.mp4"
+    make_clip(PAN_720, path, 24, size=(640, 360))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pets_run(tmp_path_factory):
+    """The whole PETS video through `posecli infer` with an annotated copy."""
+    root = tmp_path_factory.mktemp("pets")
+    proc = run_cli("infer", PETS, "-f", "jsonl", "--save-dir", root / "saved")
+    return proc, root
+
+
+def test_pets_gives_one_record_per_frame_with_increasing_times(pets_run):
+    proc, _ = pets_run
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl_records(proc.stdout)
+    assert [r["frame"] for r in records] == list(range(795))
+    assert {r["image"] for r in records} == {str(PETS)}
+    assert np.allclose(np.diff([r["time"] for r in records]), 0.1)
+    boxes = np.array([p["box"] for r in records for p in r["poses"]])
+    assert len(boxes) > 0 and (boxes[:, 2] <= 480).all() and (boxes[:, 3] <= 360).all()
+    for record in records[::50]:
+        jsonschema.validate(record, SCHEMA)
+        assert (record["width"], record["height"]) == (480, 360)
+
+
+def test_pets_annotated_copy_matches_the_input(pets_run):
+    _, root = pets_run
+    assert [p.name for p in (root / "saved").iterdir()] == ["pets-vtest.mp4"]
+    assert video_info(root / "saved/pets-vtest.mp4") == (795, 10, 480, 360, "h264")
+
+
+def test_full_decode_frames_match_the_same_frames_saved_as_png(pan_clip, tmp_path):
+    proc = run_cli("infer", pan_clip, "--full-decode", "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl_records(proc.stdout)
+    frames = decoded_frames(pan_clip)
+    assert len(records) == len(frames) == 24
+    picked = [0, 9, 23]
+    pngs = [tmp_path / f"frame{i}.png" for i in picked]
+    for i, png in zip(picked, pngs, strict=True):
+        cv2.imwrite(str(png), frames[i])
+    still = jsonl_records(run_cli("infer", *pngs, "--full-decode", "-f", "jsonl").stdout)
+    assert sum(len(r["poses"]) for r in still) > 0
+    for i, record in zip(picked, still, strict=True):
+        assert records[i]["poses"] == record["poses"]
+
+
+def test_scaled_decoding_finds_the_same_people(pan_clip):
+    """Decoder-scaled frames (area filter) against full frames resized bilinearly: the same
+    people, boxes a little apart (README: the resize filter, not the decoder, moves them)."""
+    full = jsonl_records(run_cli("infer", pan_clip, "--full-decode", "-f", "jsonl").stdout)
+    scaled = jsonl_records(run_cli("infer", pan_clip, "-f", "jsonl").stdout)
+    overlaps = []
+    for a, b in zip(full, scaled, strict=True):
+        boxes = [np.array(p["box"]) for p in b["poses"]]
+        for pose in a["poses"]:
+            overlaps.append(max((iou(np.array(pose["box"]), q) for q in boxes), default=0.0))
+    assert len(overlaps) >= 24
+    assert np.mean(np.array(overlaps) > 0.7) >= 0.9
+
+
+def test_vid_stride_keeps_every_nth_frame_and_its_rate(pan_clip, tmp_path):
+    proc = run_cli("infer", pan_clip, "--vid-stride", "5", "-f", "jsonl", "--save-dir", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl_records(proc.stdout)
+    assert [r["frame"] for r in records] == [0, 5, 10, 15, 20]
+    assert np.allclose(np.diff([r["time"] for r in records]), 5 / 30)
+    assert video_info(tmp_path / "pan.mp4") == (5, 6, 640, 360, "h264")
+
+
+def test_python_stream_gives_the_cli_records(pan_clip, estimator):
+    cli = jsonl_records(run_cli("infer", pan_clip, "-f", "jsonl").stdout)
+    assert [r.to_dict() for r in estimator.stream(pan_clip)] == cli
+
+
+def test_csv_has_frame_and_time_and_coco_refuses_videos(pan_clip, tmp_path):
+    out = tmp_path / "out.csv"
+    assert run_cli("infer", pan_clip, BUS, "-o", out).returncode == 0
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("image,frame,time,person,score")
+    assert rows[1].startswith(f"{pan_clip},0,0.0,0,")
+    assert rows[-1].startswith(f"{BUS},,,")
+    photo = coco_files(1)[0]
+    proc = run_cli("infer", pan_clip, photo, "-f", "coco")
+    assert proc.returncode == 1
+    assert one_error_line(proc) == (
+        f"posecli: error: {pan_clip}: --format coco takes images only; use json or jsonl"
+    )
+    assert {d["image_id"] for d in json.loads(proc.stdout)} == {int(photo.stem)}
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    """The only error line on stderr; no traceback."""
+    lines = [line for line in proc.stderr.decode().splitlines() if "error" in line]
+    assert "Traceback" not in proc.stderr.decode()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_truncated_video_keeps_its_frames_and_says_it_ended_early(tmp_path):
+    cut = tmp_path / "cut.avi"
+    data = PETS.read_bytes()
+    cut.write_bytes(data[: len(data) // 4])
+    proc = run_cli("infer", cut, BUS, "-f", "jsonl", "--vid-stride", "10")
+    assert proc.returncode == 1
+    records = jsonl_records(proc.stdout)
+    assert 5 < len(records) - 1 < 80 and records[-1]["image"] == str(BUS)
+    assert one_error_line(proc).startswith(f"posecli: error: {cut}: video ended early: ")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "cannot decode: not a video, or a corrupt one"),
+        (b"not a video at all\n" * 40, "cannot decode: not a video, or a corrupt one"),
+    ],
+)
+def test_empty_or_non_video_mp4_is_one_line_and_the_rest_goes_on(tmp_path, content, reason):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(content)
+    proc = run_cli("infer", bad, BUS, "-f", "jsonl")
+    assert proc.returncode == 1
+    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS)]
+    assert one_error_line(proc) == f"posecli: error: {bad}: {reason}"
+
+
+def test_unsupported_codec_is_one_line(tmp_path):
+    odd = tmp_path / "odd.avi"
+    odd.write_bytes(PETS.read_bytes().replace(b"H264", b"QQQQ"))
+    proc = run_cli("infer", odd, "-f", "jsonl")
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert one_error_line(proc) == (
+        f"posecli: error: {odd}: unsupported video codec (no decoder for it in FFmpeg)"
+    )
+
+
+def test_missing_camera_is_one_line(tmp_path):
+    proc = run_cli("infer", "9", "-f", "jsonl")
+    assert proc.returncode == 1
+    assert one_error_line(proc) == "posecli: error: 9: no camera at /dev/video9"
+
+
+def test_url_that_never_answers_times_out_with_one_line():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/clip.mp4"
+        started = time.monotonic()
+        proc = run_cli("infer", url, "--timeout", "1", "-f", "jsonl")
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 1
+    assert one_error_line(proc) == (
+        f"posecli: error: {url}: no answer within the timeout (--timeout)"
+    )
+
+
+class Server:
+    """An HTTP server on 127.0.0.1 in a thread: files from a folder, and /live.mjpg, an MJPEG
+    stream of `frames` JPEGs that then stops."""
+
+    def __init__(self, folder: Path, jpeg: bytes, frames: int):
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):
+                if self.path != "/live.mjpg":
+                    return super().do_GET()
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                for _ in range(server.frames):
+                    self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
+                    time.sleep(0.01)
+
+            def log_message(self, *args):
+                pass
+
+        self.frames = frames
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(pan_clip):
+    _, jpeg = cv2.imencode(".jpg", cv2.resize(cv2.imread(str(BUS)), (405, 540)))
+    served = pan_clip.parent / "served"
+    served.mkdir(exist_ok=True)
+    # Python's http.server has no range requests: the index must come first (as for the web).
+    make_clip(PAN_720, served / "pan.mp4", 24, size=(640, 360), options={"movflags": "+faststart"})
+    (served / "bus.jpg").write_bytes(BUS.read_bytes())
+    srv = Server(served, jpeg.tobytes(), frames=15)
+    yield srv
+    srv.close()
+
+
+def test_http_video_and_image_urls(server, pan_clip):
+    proc = run_cli("infer", f"{server.url}/pan.mp4", f"{server.url}/bus.jpg", "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl_records(proc.stdout)
+    local = jsonl_records(run_cli("infer", pan_clip, BUS, "-f", "jsonl").stdout)
+    assert [r["frame"] for r in records[:-1]] == list(range(24))
+    assert [r["poses"] for r in records] == [r["poses"] for r in local]
+    assert records[-1]["image"] == f"{server.url}/bus.jpg" and "frame" not in records[-1]
+
+
+def test_mjpeg_stream_that_stops_keeps_its_frames(server):
+    url = f"{server.url}/live.mjpg"
+    proc = run_cli("infer", url, "--every-frame", "-f", "jsonl")
+    assert proc.returncode == 1
+    records = jsonl_records(proc.stdout)
+    assert [r["frame"] for r in records] == list(range(15))
+    assert all(len(r["poses"]) >= 3 for r in records)
+    assert one_error_line(proc).startswith(f"posecli: error: {url}: stream stopped after 15 frames")
+    assert "0 frames dropped" in proc.stderr.decode()
+
+
+def test_live_stream_drops_frames_while_inference_is_behind(server):
+    proc = run_cli("infer", f"{server.url}/live.mjpg", "-f", "jsonl", "--threads", "1")
+    records = jsonl_records(proc.stdout)
+    summary = proc.stderr.decode().splitlines()[-1]
+    dropped = int(re.search(r"(\d+) frames? dropped", summary)[1])
+    assert len(records) + dropped == 15
+    assert [r["frame"] for r in records] == sorted({r["frame"] for r in records})
+
+
+def test_frame_queue_keeps_only_the_newest_frame_for_live_sources():
+    frames = _FrameQueue(4, threading.Event())
+    tasks = [_FrameTask("x", None, 1, 1, False) for _ in range(3)]  # type: ignore[arg-type]
+    for task in tasks:
+        assert frames.put(task, drop_stale=True)
+    frames.put(SourceEnd("x", 3, 0))
+    assert list(frames.items) == [tasks[-1], SourceEnd("x", 3, 0)] and frames.dropped == 2
+    waiting = _FrameQueue(2, threading.Event())
+    assert waiting.put(tasks[0]) and waiting.put(tasks[1])
+    waiting.close()
+    assert not waiting.put(tasks[2]) and waiting.dropped == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_video_keeps_records_and_leaves_no_partial_copy(tmp_path, sig):
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    command = [sys.executable, "-m", "posecli", "infer", PETS, "-o", out, "--save-dir", saved]
+    proc = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 20):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    assert b"Traceback" not in err and b"interrupted" in err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(len(records))) and len(records) < 795
+    assert list(saved.iterdir()) == []
+
+
+def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    make_clip(PETS, folder / "a.avi", 12, codec="mpeg4", fmt="avi")
+    (folder / "b.mp4").write_bytes(pan_clip.read_bytes())
+    out = tmp_path / "out.jsonl"
+    assert run_cli("infer", folder, "-o", out).returncode == 0
+    complete = out.read_text().splitlines()
+    assert len(complete) == 12 + 24
+    out.write_text("\n".join(complete[:20]) + "\n")  # as if stopped in b's 8th frame
+    proc = run_cli("infer", folder, "-o", out, "--skip-existing")
+    assert proc.returncode == 0, proc.stderr
+    assert b"24 frames" in proc.stderr and b"1 skipped" in proc.stderr
+    assert sorted(out.read_text().splitlines()) == sorted(complete)
+
+
+def test_url_sources_can_be_saved_twice_into_the_same_folder(server, tmp_path):
+    urls = [f"{server.url}/bus.jpg", f"{server.url}/pan.mp4"]
+    for _ in range(2):
+        proc = run_cli("infer", *urls, "--vid-stride", "8", "-f", "jsonl", "--save-dir", tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bus.jpg", "pan.mp4"]
+
+
+RTSP_SERVER = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer
+Gst.init(None)
+server = GstRtspServer.RTSPServer.new()
+server.set_address("127.0.0.1")
+server.set_service(sys.argv[1])
+factory = GstRtspServer.RTSPMediaFactory.new()
+factory.set_launch("( videotestsrc is-live=true num-buffers=40 pattern=ball ! "
+                   "video/x-raw,format=I420,width=320,height=240,framerate=20/1 ! "
+                   "jpegenc ! rtpjpegpay name=pay0 pt=26 )")
+server.get_mount_points().add_factory("/test", factory)
+server.attach(None)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+
+def test_rtsp_stream_gives_frames_until_it_stops(tmp_path):
+    """Against GStreamer's RTSP server (Debian: gir1.2-gst-rtsp-server-1.0, python3-gi)."""
+    python = "/usr/bin/python3"
+    probe = [python, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"]
+    if not Path(python).exists() or subprocess.run(probe, capture_output=True).returncode:
+        pytest.skip("GStreamer's RTSP server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([python, "-c", RTSP_SERVER, str(port)], stdout=subprocess.PIPE)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"ready\n"
+        url = f"rtsp://127.0.0.1:{port}/test"
+        proc = run_cli("infer", url, "--every-frame", "--timeout", "3", "-f", "jsonl")
+    finally:
+        server.kill()
+        server.wait()
+    records = jsonl_records(proc.stdout)
+    assert proc.returncode == 1
+    assert 30 <= len(records) <= 40
+    assert [r["frame"] for r in records] == list(range(len(records)))
+    assert np.allclose(np.diff([r["time"] for r in records]), 0.05, atol=0.01)
+    assert one_error_line(proc) == (
+        f"posecli: error: {url}: stream stopped after {len(records)} frames"
+    )
