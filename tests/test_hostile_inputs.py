@@ -27,8 +27,8 @@ from crafted import (
 )
 from posecli import PoseEstimator, images
 from posecli.errors import ImageError
-from posecli.estimator import ordered_map
 from posecli.models import load_manifest
+from posecli.pipeline import ordered_map
 from test_robustness import unprivileged
 
 from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records
