@@ -27,7 +27,7 @@ class ScalarOneEuro:
         if self.last is None:
             self.last = (t, x, x, 0.0, conf)
             return x, conf
-        t0, raw0, smooth0, speed0, conf0 = self.last
+        t0, raw0, smooth0, speed0, _ = self.last
         te = t - t0
         speed = (x - raw0) / te / size
         a_d = self.alpha(te, self.d_cutoff)

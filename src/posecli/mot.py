@@ -79,7 +79,7 @@ class MotAccumulator:
         self._pairs: defaultdict[tuple[int, int], int] = defaultdict(int)  # frames possible
 
     def update(self, objects: np.ndarray, tracks: np.ndarray, distances: np.ndarray) -> None:
-        """One frame: ground-truth IDs (G,), track IDs (H,), distances (G, H), NaN where no match."""
+        """One frame: object IDs (G,), track IDs (H,), distances (G, H), NaN where no match."""
         objects, tracks = np.asarray(objects, np.int64), np.asarray(tracks, np.int64)
         dist = np.asarray(distances, np.float64).reshape(len(objects), len(tracks))
         valid = np.isfinite(dist)

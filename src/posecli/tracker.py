@@ -206,7 +206,9 @@ class PoseTracker:
             if not poses:
                 return []
             self._tracks = _Tracks.empty(kpts.shape[1])
-        elif poses and kpts.shape[1] != self._tracks.keypoints.shape[1]:
+        elif not poses:
+            kpts = np.empty((0, *self._tracks.keypoints.shape[1:]))
+        elif kpts.shape[1] != self._tracks.keypoints.shape[1]:
             raise ValueError("the number of keypoints changed between frames")
         owner = self._associate(boxes, scores, kpts, now, first)
         return self._output(poses, owner, kpts, boxes, now)
