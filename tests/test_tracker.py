@@ -242,8 +242,8 @@ def pan_frames(photo: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.nda
 
 
 def test_ids_are_stable_on_real_detections_of_a_panning_camera(estimator):
-    """Every person found clearly inside the first frame is found in nearly every frame of a
-    pan-and-zoom, always with the ID they got first (positions compared in photo pixels)."""
+    """Every person found clearly inside the first frame (people stand 100 px or more apart) is
+    found in nearly every frame of a pan-and-zoom, always with their first ID."""
     photo = cv2.imread(str(COCO_IMAGES / "000000380913.jpg"))  # six people
     frames, mats = pan_frames(photo, 36)
     tracker = PoseTracker()
@@ -258,6 +258,6 @@ def test_ids_are_stable_on_real_detections_of_a_panning_camera(estimator):
     people = [(c, ids[k]) for k, (f, c, score) in enumerate(seen) if f == 0 and score >= 0.5]
     assert len(people) >= 3
     for centre, first_id in people:
-        near = [k for k, (_, c, _) in enumerate(seen) if np.linalg.norm(c - centre) < 30]
+        near = [k for k, (_, c, _) in enumerate(seen) if np.linalg.norm(c - centre) < 50]
         assert len({seen[k][0] for k in near}) >= 0.9 * len(frames)
         assert {ids[k] for k in near} == {first_id}
