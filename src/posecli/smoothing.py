@@ -80,11 +80,15 @@ class KeypointSmoother:
         assert old is not None
         step = np.maximum(new.time[rows] - old.time[prev], MIN_STEP)[:, None, None]
         raw = new.raw[rows]
-        speed = (raw - old.raw[prev]) / step / sizes[:, None, None]
         a_speed = alpha(step, self.d_cutoff)
-        speed = a_speed * speed + (1 - a_speed) * old.speed[prev]
+        speed = (raw - old.raw[prev]) * (a_speed / (step * sizes[:, None, None]))
+        speed += (1 - a_speed) * old.speed[prev]
         a = alpha(step, self.min_cutoff + self.beta * np.abs(speed))
-        new.smooth[rows] = a * raw + (1 - a) * old.smooth[prev]
+        smooth = old.smooth[prev]
+        smooth += a * (raw - smooth)
+        new.smooth[rows] = smooth
         new.speed[rows] = speed
         a_conf = a.mean(axis=-1)
-        new.conf[rows] = a_conf * new.conf[rows] + (1 - a_conf) * old.conf[prev]
+        conf = old.conf[prev]
+        conf += a_conf * (new.conf[rows] - conf)
+        new.conf[rows] = conf

@@ -243,13 +243,15 @@ class PoseTracker:
         unmatched = np.ones(len(confirmed), bool)
         unmatched[rows] = False
         left = confirmed[unmatched & tracks.tracked[confirmed]]
-        rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
-        track_of[low[cols]] = left[rows]
+        if len(left) and len(low):
+            rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
+            track_of[low[cols]] = left[rows]
         high = high[track_of[high] < 0]
         unconfirmed = np.flatnonzero(tracks.ids == 0)
-        fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
-        rows, cols = match(fused, UNCONFIRMED_MATCH)
-        track_of[high[cols]] = unconfirmed[rows]
+        if len(unconfirmed) and len(high):
+            fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
+            rows, cols = match(fused, UNCONFIRMED_MATCH)
+            track_of[high[cols]] = unconfirmed[rows]
         fresh = high[(track_of[high] < 0) & (scores[high] >= s.new_track)]
         owner = np.zeros(len(scores), dtype=np.int64)
         owner[track_of >= 0] = self._correct(track_of, boxes, kpts, now)
@@ -297,8 +299,9 @@ class PoseTracker:
         new = rows[tracks.ids[rows] == 0]
         tracks.ids[new] = self._take_ids(len(new))
         matched_ids = tracks.ids[rows]
-        buffer = self.settings.buffer / 30.0 + 1e-6
-        self._tracks = tracks.take((tracks.ids > 0) & (now - tracks.seen <= buffer))
+        keep = (tracks.ids > 0) & (now - tracks.seen <= self.settings.buffer / 30.0 + 1e-6)
+        if not keep.all():
+            self._tracks = tracks.take(keep)
         return matched_ids
 
     def _start(
@@ -307,6 +310,8 @@ class PoseTracker:
         """New tracks for detections `dets`, confirmed at once in a sequence's first frame; their
         IDs (0 while unconfirmed)."""
         assert self._tracks is not None
+        if not len(dets):
+            return np.empty(0, np.int64)
         xywh = xyxy_to_xywh(boxes[dets])
         mean, var = kalman_start(xywh)
         ids = self._take_ids(len(dets)) if confirm else np.zeros(len(dets), np.int64)
