@@ -92,11 +92,12 @@ def load_people(coco: COCO, image_id: int) -> list[Person]:
 
 
 def pick_images(coco: COCO, count: int) -> list[int]:
-    """Images with at least two people 60 px or taller, in id order."""
+    """Images with at least two people 100 px or taller with 5 or more labelled keypoints (so
+    people the model can see), in id order."""
     picked = []
     for image_id in sorted(coco.getImgIds()):
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[1], iscrowd=False))
-        if sum(a["bbox"][3] >= 60 for a in anns) >= 2:
+        if sum(a["bbox"][3] >= 100 and a["num_keypoints"] >= 5 for a in anns) >= 2:
             picked.append(image_id)
     return picked[:count]
 
@@ -107,7 +108,7 @@ def camera_path(rng: np.random.Generator, w: int, h: int, n: int, aims: np.ndarr
     widest = min(w, h * 16 / 9)
     keys = []
     for _ in range(3):
-        cw = widest * rng.uniform(0.55, 1.0)
+        cw = widest * rng.uniform(0.4, 0.85)
         ch = cw * 9 / 16
         aim = aims[rng.integers(len(aims))] + rng.normal(0, 0.15 * cw, 2)
         keys.append((np.clip(aim[0], cw / 2, w - cw / 2), np.clip(aim[1], ch / 2, h - ch / 2), cw))
@@ -559,8 +560,9 @@ MOTChallenge), or otherwise lying at least half inside one, counts neither way. 
 their identity when they are hidden or leave the frame and come back, so every new ID for them
 is an ID switch. The scores are CLEAR-MOT MOTA and ID switches and the IDF1 of Ristani et al.,
 at box IoU 0.5, from `posecli.mot`, summed over the videos. The photos are the first
-{args.sequences} of `../shared/coco` with two or more people 60 px or taller; alternate ones
-form the tuning set (used to choose the settings below) and the held-out set.
+{args.sequences} of `../shared/coco` with two or more people 100 px or taller with five or more
+labelled keypoints; alternate ones form the tuning set (used to choose the settings below)
+and the held-out set.
 
 ## Tracking
 

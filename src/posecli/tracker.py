@@ -33,6 +33,7 @@ class TrackerSettings:
     buffer: int = 30  # frames at 30 fps (so 1 s at any rate) that a lost track is kept
     match: float = 0.8  # the highest first-stage cost, 1 - similarity x score, still matched
     keypoint_weight: float = 0.5  # similarity = (1 - w) box IoU + w OKS of the keypoints
+    keypoint_scale: float = 3.0  # OKS sigmas times this: frame-to-frame, not annotation, noise
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
 
     def __post_init__(self) -> None:
@@ -40,6 +41,8 @@ class TrackerSettings:
             raise ValueError("thresholds must satisfy 0 <= low <= high <= 1, new_track in 0..1")
         if self.buffer < 0 or not 0 <= self.match <= 1 or not 0 <= self.keypoint_weight <= 1:
             raise ValueError("buffer must be >= 0, match and keypoint_weight in 0..1")
+        if self.keypoint_scale <= 0:
+            raise ValueError("keypoint_scale must be positive")
 
 
 def default_sigmas(k: int) -> np.ndarray:
@@ -275,7 +278,9 @@ class PoseTracker:
         predicted[..., :2] = mean[:, None, :2] + (predicted[..., :2] - anchor[:, None, :2]) * scale
         sigmas = default_sigmas(kpts.shape[1]) if self.sigmas is None else self.sigmas
         areas = MASK_AREA * mean[:, 2] * mean[:, 3]
-        oks, weight = oks_matrix(predicted, kpts[dets], areas, sigmas)
+        oks, weight = oks_matrix(
+            predicted, kpts[dets], areas, sigmas * self.settings.keypoint_scale
+        )
         w = self.settings.keypoint_weight
         return np.where(weight > 0, (1 - w) * iou + w * oks, iou)
 
