@@ -174,6 +174,8 @@ def test_settings_are_checked():
     with pytest.raises(ValueError):
         TrackerSettings(low=0.5, high=0.3)
     with pytest.raises(ValueError):
+        TrackerSettings(keypoint_scale=0)
+    with pytest.raises(ValueError):
         PoseTracker(fps=0)
 
 
