@@ -33,6 +33,7 @@ from posecli import PoseEstimator
 from posecli.evaluate import score as coco_score
 from posecli.mot import MotAccumulator, MotCounts, iou_distances
 from posecli.pose import Pose
+from posecli.smoothing import KeypointSmoother
 from posecli.tracker import PoseTracker, TrackerSettings, box_iou_matrix
 from posecli.writers import coco_detections
 
@@ -530,7 +531,7 @@ def report(coco, estimator, ids, tune, test, args) -> None:
     lag = {s: lag_frames(sequences, tracked[s]) for s in (False, True)}
     ap = {s: keypoint_ap50(sequences, tracked[s]) for s in (False, True)}
     raw_ap = keypoint_ap50(sequences, [d for _, d in tune + test])
-    jitter = still_jitter(coco, estimator, ids[: args.still])
+    jitter = still_jitter(coco, estimator, ids[-args.still :])
     print("lag", lag, "AP50", ap, raw_ap, "jitter", jitter, flush=True)
     args.output.write_text(document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args))
     print(f"wrote {args.output}")
@@ -538,7 +539,7 @@ def report(coco, estimator, ids, tune, test, args) -> None:
 
 def document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args) -> str:
     """docs/tracking.md."""
-    s = TrackerSettings()
+    s, f = TrackerSettings(), KeypointSmoother()
     head = ("| tracker | MOTA | IDF1 | ID switches | switches per 10 people | FP | FN | "
             "IDF1, detected people | ID switches, detected people | tracking ms/frame |\n"
             + "|---" * 10 + "|")  # fmt: skip
@@ -595,7 +596,10 @@ measure the association alone. "Tracking ms/frame" is the tracker's own time on 
 Time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
 {timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame.
 
-## Smoothing (`smooth=True`, One Euro: min cutoff 0.05, beta 80, derivative cutoff 1)
+## Smoothing
+
+`smooth=True`: One Euro, min cutoff {f.min_cutoff} Hz, beta {f.beta:g}, derivative cutoff
+{f.d_cutoff} Hz.
 
 | measure | without | with smoothing |
 |---|---|---|
@@ -603,13 +607,13 @@ Time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
 | pans: lag of keypoints behind the true motion (frames) | {lag[False]:.2f} | {lag[True]:.2f} |
 | pans: keypoint AP50 of the tracked poses | {ap[False]:.1f} | {ap[True]:.1f} |
 
-Still camera: {args.still} of the photos filmed by a still camera for 60 frames, each frame with
-fresh sensor noise, then H.264; movement is measured on keypoints with confidence 0.5 or more
-in both frames. Lag: least-squares fit of the keypoint error against the true keypoint velocity
-over all videos above (keypoints with confidence 0.5 or more on people matched at IoU 0.5).
-AP50: pycocotools keypoint AP at OKS 0.5 over every frame of those videos (ground-truth
-keypoints mapped through the camera; hidden ones unlabelled); the model's own detections,
-before tracking, score {raw_ap:.1f}.
+Still camera: the last {args.still} of the photos (not those beta was chosen on) filmed by a
+still camera for 60 frames, each frame with fresh sensor noise, then H.264; movement is
+measured on keypoints with confidence 0.5 or more in both frames. Lag: least-squares fit of
+the keypoint error against the true keypoint velocity over all videos above (keypoints with
+confidence 0.5 or more on people matched at IoU 0.5). AP50: pycocotools keypoint AP at OKS
+0.5 over every frame of those videos (ground-truth keypoints mapped through the camera;
+hidden ones unlabelled); the model's own detections, before tracking, score {raw_ap:.1f}.
 """
 
 

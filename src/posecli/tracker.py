@@ -25,7 +25,7 @@ MASK_AREA = 0.53  # a person's area over their box's area, for the OKS scale (as
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """Association thresholds; the defaults are ByteTrack's except keypoint_weight."""
+    """Association settings; the thresholds and buffer default to ByteTrack's values."""
 
     high: float = 0.25  # detections at least this sure are matched first
     low: float = 0.1  # detections from low up to high are matched to tracked people second
