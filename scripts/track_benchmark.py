@@ -246,13 +246,14 @@ def detect(estimator: PoseEstimator, frames: list[np.ndarray]) -> list[list[Pose
 def run_tracker(
     detections: list[list[Pose]], settings: TrackerSettings, smooth: bool = False
 ) -> tuple[list[list[Pose]], float]:
-    """Tracked poses per frame, and the tracker's seconds in all."""
+    """Tracked poses per frame, and the tracker's CPU seconds in all (this thread's time, so
+    other processes on the machine do not count)."""
     tracker = PoseTracker(settings, fps=FPS, smooth=smooth)
     out, spent = [], 0.0
     for i, poses in enumerate(detections):
-        start = time.perf_counter()
+        start = time.thread_time()
         out.append(tracker.update(poses, i / FPS))
-        spent += time.perf_counter() - start
+        spent += time.thread_time() - start
     return out, spent
 
 
@@ -591,9 +592,9 @@ fps, match {s.match}, keypoint weight {s.keypoint_weight}, keypoint scale {s.key
 (box-only row: the same without keypoints, which is ByteTrack's association). "Detected
 people" scores against the people that the model finds at all in a frame (a detection at
 score {s.low} or more at IoU 0.5); the others become ignore regions, so these two columns
-measure the association alone. "Tracking ms/frame" is the tracker's own time on these videos.
+measure the association alone. "Tracking ms/frame" is the tracker's own CPU time on these videos.
 
-Time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
+CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
 {timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame.
 
 ## Smoothing

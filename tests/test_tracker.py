@@ -61,7 +61,7 @@ def test_two_people_crossing_keep_their_ids(box_only):
 def test_keypoints_decide_when_boxes_mislead():
     """Two people side by side whose detected boxes swap for a frame: box IoU alone swaps their
     IDs, the keypoints keep them."""
-    a, b = person(2, 300), person(3, 330)
+    a, b = person(2, 300), person(3, 310)
     swapped = [Pose(0.9, b.box, a.keypoints), Pose(0.9, a.box, b.keypoints)]
     for use_keypoints, expected in ((True, [1, 2]), (False, [2, 1])):
         tracker = PoseTracker(TrackerSettings(use_keypoints=use_keypoints))

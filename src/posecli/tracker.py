@@ -32,8 +32,8 @@ class TrackerSettings:
     new_track: float = 0.25  # an unmatched detection at least this sure starts a track
     buffer: int = 30  # frames at 30 fps (so 1 s at any rate) that a lost track is kept
     match: float = 0.8  # the highest first-stage cost, 1 - similarity x score, still matched
-    keypoint_weight: float = 0.5  # similarity = (1 - w) box IoU + w OKS of the keypoints
-    keypoint_scale: float = 3.0  # OKS sigmas times this: frame-to-frame, not annotation, noise
+    keypoint_weight: float = 0.3  # similarity = (1 - w) box IoU + w OKS of the keypoints
+    keypoint_scale: float = 1.0  # OKS sigmas times this (1: COCO's)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
 
     def __post_init__(self) -> None:
