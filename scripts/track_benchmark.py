@@ -489,14 +489,15 @@ def main() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(COCO_DIR / "person_keypoints_val2017_dev.json"))
     estimator = PoseEstimator(conf=TrackerSettings().low)
-    ids = pick_images(coco, args.sequences)
+    picked = pick_images(coco, args.sequences + args.still)
+    ids, still_ids = picked[: args.sequences], picked[args.sequences :]
     print(f"rendering and detecting {len(ids)} sequences", flush=True)
     data = load_sequences(coco, estimator, ids, args.cache)
     tune, test = data[0::2], data[1::2]
     if args.sweep:
         sweep(tune)
         return
-    report(coco, estimator, ids, tune, test, args)
+    report(coco, estimator, still_ids, tune, test, args)
 
 
 BOX_ONLY = TrackerSettings(use_keypoints=False)
@@ -515,7 +516,7 @@ def sweep(tune) -> None:
                 print(evaluate(name, settings, tune).cells(), flush=True)
 
 
-def report(coco, estimator, ids, tune, test, args) -> None:
+def report(coco, estimator, still_ids, tune, test, args) -> None:
     """Score everything and write the Markdown report."""
     default = TrackerSettings()
     baseline = BOX_ONLY
@@ -532,10 +533,39 @@ def report(coco, estimator, ids, tune, test, args) -> None:
     lag = {s: lag_frames(sequences, tracked[s]) for s in (False, True)}
     ap = {s: keypoint_ap50(sequences, tracked[s]) for s in (False, True)}
     raw_ap = keypoint_ap50(sequences, [d for _, d in tune + test])
-    jitter = still_jitter(coco, estimator, ids[-args.still :])
+    jitter = still_jitter(coco, estimator, still_ids)
+    people = [(len(t.ids), len(detected_truth(t, [p for p in d if p.score >= default.low]).ids))
+              for q, dets in tune + test for t, d in zip(q.truth, dets, strict=True)]  # fmt: skip
+    args.found = 100 * sum(f for _, f in people) / max(sum(n for n, _ in people), 1)
     print("lag", lag, "AP50", ap, raw_ap, "jitter", jitter, flush=True)
     args.output.write_text(document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args))
     print(f"wrote {args.output}")
+
+
+def targets(rows, timing, lag, ap, jitter) -> str:
+    """The issue's targets against the held-out figures, each marked met or not."""
+    ours, box = rows["held-out"]
+    c = ours.counts
+    checks = [
+        ("IDF1 at least 80", f"{100 * c.idf1:.1f}", c.idf1 >= 0.8),
+        ("at most 1 ID switch per 10 people", f"{10 * c.switches / ours.people:.2f}",
+         c.switches <= ours.people / 10),
+        ("IDF1 above the box-only baseline", f"{100 * c.idf1:.1f} vs {100 * box.counts.idf1:.1f}",
+         c.idf1 > box.counts.idf1),
+        ("fewer ID switches than the baseline", f"{c.switches} vs {box.counts.switches}",
+         c.switches < box.counts.switches),
+        ("tracking and smoothing at most 1 ms per frame, 10 people", f"{timing[True]:.2f} ms",
+         timing[True] <= 1.0),
+        ("still-camera jitter down at least 60 %", f"{100 * (1 - jitter[1] / jitter[0]):.0f} %",
+         jitter[1] <= 0.4 * jitter[0]),
+        ("smoothing lag at most 1 frame", f"{lag[True] - lag[False]:+.2f} frames",
+         lag[True] - lag[False] <= 1.0),
+        ("keypoint AP50 falls by at most 0.5", f"{ap[True] - ap[False]:+.2f}",
+         ap[True] - ap[False] >= -0.5),
+    ]  # fmt: skip
+    lines = ["| target | measured (held-out set) | met |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in checks]
+    return "\n".join(lines)
 
 
 def document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args) -> str:
@@ -581,6 +611,17 @@ CLEAR-MOT MOTA and ID switches and the IDF1 of Ristani et al., at box IoU 0.5, f
 keypoints; alternate ones form the tuning set (used to choose the settings below) and the
 held-out set.
 
+## Targets
+
+The model itself finds {args.found:.0f} % of the scored people in these frames (a detection of
+score {s.low} or more at IoU 0.5), which bounds MOTA and IDF1 for any tracker; the "detected
+people" columns below score the association alone.
+
+{targets(rows, timing, lag, ap, jitter)}
+
+The smoothing rows use all videos (the smoothing settings were not chosen on them) and the
+still-camera photos listed below.
+
 ## Tracking
 
 {tables[0]}
@@ -608,13 +649,20 @@ CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): trackin
 | pans: lag of keypoints behind the true motion (frames) | {lag[False]:.2f} | {lag[True]:.2f} |
 | pans: keypoint AP50 of the tracked poses | {ap[False]:.1f} | {ap[True]:.1f} |
 
-Still camera: the last {args.still} of the photos (not those beta was chosen on) filmed by a
-still camera for 60 frames, each frame with fresh sensor noise, then H.264; movement is
-measured on keypoints with confidence 0.5 or more in both frames. Lag: least-squares fit of
-the keypoint error against the true keypoint velocity over all videos above (keypoints with
-confidence 0.5 or more on people matched at IoU 0.5). AP50: pycocotools keypoint AP at OKS
-0.5 over every frame of those videos (ground-truth keypoints mapped through the camera;
-hidden ones unlabelled); the model's own detections, before tracking, score {raw_ap:.1f}.
+Beta was chosen among 80, 30, 20, 15, 10 and 5 on still videos of the first six photos and on
+the tuning pans of an earlier version of these videos (a faster camera); 20 was adopted first
+and took 59.6 % of the jitter away on the still photos of a first report, so 15 (69 % on the
+tuning stills, trailing by 0.4 frame) replaced it. The still photos below are new to both
+choices.
+
+Still camera: the {args.still} photos that come after those of the videos in the same order
+(not those beta was chosen on) filmed by a still camera for 60 frames, each frame with fresh
+sensor noise, then H.264; movement is measured on keypoints with confidence 0.5 or more in
+both frames. Lag: least-squares fit of the keypoint error against the true keypoint velocity
+over all videos above (keypoints with confidence 0.5 or more on people matched at IoU 0.5).
+AP50: pycocotools keypoint AP at OKS 0.5 over every frame of those videos (ground-truth
+keypoints mapped through the camera; hidden ones unlabelled); the model's own detections,
+before tracking, score {raw_ap:.1f}.
 """
 
 

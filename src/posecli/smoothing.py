@@ -32,13 +32,13 @@ class KeypointSmoother:
 
     The speed that opens the filter is measured in person sizes per second (the size being the
     mean of the box's width and height), as MediaPipe's pose smoothing does, with its min_cutoff
-    and d_cutoff; beta is 20 rather than its 80, which leaves two thirds of this model's jitter
+    and d_cutoff; beta is 15 rather than its 80, which leaves two thirds of this model's jitter
     (docs/tracking.md). The speed comes from consecutive raw values, as in the authors' code.
     A keypoint's confidence is low-passed with that keypoint's position factor. A track missing
     from a frame is forgotten: when it comes back, its filter starts afresh.
     """
 
-    def __init__(self, min_cutoff: float = 0.05, beta: float = 20.0, d_cutoff: float = 1.0):
+    def __init__(self, min_cutoff: float = 0.05, beta: float = 15.0, d_cutoff: float = 1.0):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("cutoffs must be positive and beta not negative")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
@@ -89,7 +89,7 @@ class KeypointSmoother:
         smooth += a * (raw - smooth)
         new.smooth[rows] = smooth
         new.speed[rows] = speed
-        a_conf = a.mean(axis=-1)
+        a_conf = (a[..., 0] + a[..., 1]) / 2
         conf = old.conf[prev]
         conf += a_conf * (new.conf[rows] - conf)
         new.conf[rows] = conf

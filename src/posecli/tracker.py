@@ -236,10 +236,10 @@ class PoseTracker:
         s = self.settings
         assert self._tracks is not None
         tracks = self._tracks
-        high = np.flatnonzero(scores >= s.high)
-        low = np.flatnonzero((scores >= s.low) & (scores < s.high))
+        high = np.nonzero(scores >= s.high)[0]
+        low = np.nonzero((scores >= s.low) & (scores < s.high))[0]
         track_of = np.full(len(scores), -1)  # row in `tracks` of each detection's track
-        confirmed = np.flatnonzero(tracks.ids > 0)
+        confirmed = np.nonzero(tracks.ids > 0)[0]
         fused = 1 - self._similarity(confirmed, high, boxes, kpts) * scores[high]
         rows, cols = match(fused, s.match)
         track_of[high[cols]] = confirmed[rows]
@@ -250,7 +250,7 @@ class PoseTracker:
             rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
             track_of[low[cols]] = left[rows]
         high = high[track_of[high] < 0]
-        unconfirmed = np.flatnonzero(tracks.ids == 0)
+        unconfirmed = np.nonzero(tracks.ids == 0)[0]
         if len(unconfirmed) and len(high):
             fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
             rows, cols = match(fused, UNCONFIRMED_MATCH)
@@ -291,7 +291,7 @@ class PoseTracker:
         IDs of the matched detections' tracks."""
         assert self._tracks is not None
         tracks = self._tracks
-        dets = np.flatnonzero(track_of >= 0)
+        dets = np.nonzero(track_of >= 0)[0]
         rows = track_of[dets]
         mean, var = tracks.mean[rows], tracks.var[rows]
         kalman_update(mean, var, xyxy_to_xywh(boxes[dets]))
@@ -335,7 +335,7 @@ class PoseTracker:
         self, poses: list[Pose], owner: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, now: float
     ) -> list[Pose]:
         """The poses whose track is confirmed, with their IDs (and smoothed keypoints)."""
-        out = np.flatnonzero(owner > 0)
+        out = np.nonzero(owner > 0)[0]
         ids = owner[out]
         if self.smoother is not None:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
