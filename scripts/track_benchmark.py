@@ -364,6 +364,18 @@ def synthetic_timing(smooth: bool, people: int = 10, frames: int = 600) -> float
     return 1000 * best / frames
 
 
+def numpy_add_us() -> float:
+    """Best-of-5 CPU microseconds of one add of two 10-element arrays: how busy the machine is."""
+    a = np.ones(10)
+    best = float("inf")
+    for _ in range(5):
+        start = time.thread_time()
+        for _ in range(100_000):
+            a + a
+        best = min(best, (time.thread_time() - start) / 100_000)
+    return 1e6 * best
+
+
 def match_to_truth(poses: list[Pose], truth: Truth) -> list[tuple[int, int]]:
     """(pose, person row) pairs matched at box IoU >= 0.5."""
     if not poses or not len(truth.ids):
@@ -527,6 +539,7 @@ def report(coco, estimator, still_ids, tune, test, args) -> None:
         for r in rows[label]:
             print(label, r.cells(), flush=True)
     timing = {smooth: synthetic_timing(smooth) for smooth in (False, True)}
+    args.add_us = numpy_add_us()
     print("ms per frame, 10 people:", timing, flush=True)
     sequences = [s for s, _ in tune + test]
     tracked = {s: [run_tracker(d, default, s)[0] for _, d in tune + test] for s in (False, True)}
@@ -636,7 +649,10 @@ score {s.low} or more at IoU 0.5); the others become ignore regions, so these tw
 measure the association alone. "Tracking ms/frame" is the tracker's own CPU time on these videos.
 
 CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
-{timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame.
+{timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame. For
+scale, one numpy add of two 10-element arrays took {args.add_us:.2f} us of CPU in the same run,
+so tracking and smoothing cost as much as {1000 * timing[True] / args.add_us:.0f} such adds;
+the machine's load inflates both alike.
 
 ## Smoothing
 

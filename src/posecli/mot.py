@@ -6,10 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .pose import Pose
-from .tracker import box_iou_matrix
+from .tracker import box_iou_matrix, match
 
 
 def mot_rows(frame_index: int, poses: list[Pose]) -> list[str]:
@@ -107,10 +106,8 @@ class MotAccumulator:
             empty = np.empty(0, dtype=np.intp)
             return empty, empty
         kept = np.array([self._previous.get(int(o), -1) for o in objects])[:, None] == tracks
-        score = np.where(valid, 1000.0 * kept + (np.nanmax(dist) + 1 - dist), 0.0)
-        rows, cols = linear_sum_assignment(score, maximize=True)
-        ok = valid[rows, cols]
-        return rows[ok], cols[ok]
+        gain = np.where(valid, 1000.0 * kept + (np.nanmax(dist) + 1 - dist), 0.0)
+        return match(-gain, -1e-9)  # every possible pair gains 1 or more
 
     def finish(self) -> MotCounts:
         """The counts with the ID true positives of the best one-to-one object-track mapping."""
@@ -122,6 +119,6 @@ class MotAccumulator:
             row, col = {o: i for i, o in enumerate(objects)}, {t: j for j, t in enumerate(tracks)}
             for (o, t), n in self._pairs.items():
                 together[row[o], col[t]] = n
-            rows, cols = linear_sum_assignment(together, maximize=True)
+            rows, cols = match(-together, -1e-9)
             counts.id_true_positives = int(together[rows, cols].sum())
         return counts

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .pose import Pose
 from .smoothing import KeypointSmoother
@@ -95,6 +94,8 @@ def match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     if not cost.size:
         empty = np.empty(0, dtype=np.intp)
         return empty, empty
+    from scipy.optimize import linear_sum_assignment  # here: importing it takes ~0.3 s
+
     gain = np.maximum(limit - cost, 0.0)
     rows, cols = linear_sum_assignment(gain, maximize=True)
     keep = cost[rows, cols] <= limit
