@@ -651,8 +651,8 @@ measure the association alone. "Tracking ms/frame" is the tracker's own CPU time
 CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
 {timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame. For
 scale, one numpy add of two 10-element arrays took {args.add_us:.2f} us of CPU in the same run,
-so tracking and smoothing cost as much as {1000 * timing[True] / args.add_us:.0f} such adds;
-the machine's load inflates both alike.
+so tracking and smoothing cost as much as {1000 * timing[True] / args.add_us:.0f} such adds
+(a ratio to compare across machines).
 
 ## Smoothing
 

@@ -70,10 +70,10 @@ class KeypointSmoother:
         if old is None or not len(old.ids) or not len(ids) or old.raw.shape[1] != k:
             empty = np.empty(0, dtype=np.intp)
             return empty, empty
-        order = np.argsort(old.ids)
-        pos = np.minimum(np.searchsorted(old.ids, ids, sorter=order), len(order) - 1)
-        found = old.ids[order[pos]] == ids
-        return np.flatnonzero(found), order[pos[found]]
+        row_of = {track: row for row, track in enumerate(old.ids.tolist())}
+        prev = [row_of.get(track, -1) for track in ids.tolist()]
+        rows = [i for i, r in enumerate(prev) if r >= 0]
+        return np.array(rows, dtype=np.intp), np.array([prev[i] for i in rows], dtype=np.intp)
 
     def _filter(self, new: _State, rows: np.ndarray, prev: np.ndarray, sizes: np.ndarray) -> None:
         """One step for the tracks at `rows` of `new`, from their `prev` rows in the state."""

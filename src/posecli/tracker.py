@@ -225,7 +225,8 @@ class PoseTracker:
             now = 0.0 if last is None else last + 1.0 / self.fps
         if last is not None and self._tracks is not None and len(self._tracks):
             tracks = self._tracks
-            tracks.mean[~tracks.tracked, 6:] = 0.0  # a lost person's box stops changing size
+            if not tracks.tracked.all():
+                tracks.mean[~tracks.tracked, 6:] = 0.0  # a lost person's box stops changing size
             kalman_predict(tracks.mean, tracks.var, (now - last) * self.fps)
         self._time = now
         return now
