@@ -7,15 +7,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .keypoints import COCO17
 from .pose import Pose
 from .smoothing import KeypointSmoother
 
-# COCO's per-keypoint OKS constants (nose, eyes, ears, shoulders, elbows, wrists, hips, knees,
-# ankles), as in pycocotools.
-COCO_SIGMAS = np.array(
-    [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-     0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
-)  # fmt: skip
 LOW_MATCH = 0.5  # ByteTrack's cost limit for its second stage (low-score detections)
 UNCONFIRMED_MATCH = 0.7  # and for a new track's second frame
 POSITION_NOISE, VELOCITY_NOISE = 1 / 20, 1 / 160  # Kalman noise, relative to box size
@@ -46,7 +41,7 @@ class TrackerSettings:
 
 def default_sigmas(k: int) -> np.ndarray:
     """OKS sigmas for K keypoints: COCO's for 17, otherwise 1/K each (as Ultralytics)."""
-    return COCO_SIGMAS if k == len(COCO_SIGMAS) else np.full(k, 1.0 / k)
+    return COCO17.oks_sigmas() if k == COCO17.count else np.full(k, 1.0 / k)
 
 
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
