@@ -6,6 +6,8 @@ from .errors import ImageError, ModelError, PoseCliError, SpecError
 from .estimator import PoseEstimator
 from .keypoints import COCO17, KeypointSpec, load_spec
 from .pose import ImageResult, Pose
+from .smoothing import KeypointSmoother
+from .tracker import PoseTracker, TrackerSettings
 
 KEYPOINT_NAMES = COCO17.names  # COCO's 17, the built-in spec's names
 
@@ -15,12 +17,15 @@ __all__ = [
     "KEYPOINT_NAMES",
     "ImageError",
     "ImageResult",
+    "KeypointSmoother",
     "KeypointSpec",
     "ModelError",
     "Pose",
     "PoseCliError",
     "PoseEstimator",
+    "PoseTracker",
     "SpecError",
+    "TrackerSettings",
     "__version__",
     "load_spec",
 ]

@@ -1,0 +1,686 @@
+#!/usr/bin/env python3
+"""Measures posecli's tracker and keypoint smoothing on videos with exact ground truth, and
+writes docs/tracking.md.
+
+Each video films one annotated COCO photo (../shared/coco) with a virtual camera that pans
+and zooms from one view to another (640x360, 30 fps, 60-120 frames) while an occluder (a strip
+of a photo without people) sweeps across and hides people for a second or more; frames get
+sensor noise and go through H.264 (libx264, CRF 23). Ground truth per frame: every COCO
+person's visible mask mapped through the camera; people under 40 px tall or less than half
+visible, and COCO crowd regions, are "ignore" regions. The model runs on every frame; posecli's
+tracker and the same tracker without keypoints (ByteTrack's box-IoU association) are scored
+with posecli.mot (CLEAR-MOT and IDF1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import itertools
+import pickle
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from pycocotools.coco import COCO
+from scipy.optimize import linear_sum_assignment
+
+from posecli import PoseEstimator
+from posecli.evaluate import score as coco_score
+from posecli.mot import MotAccumulator, MotCounts, iou_distances
+from posecli.pose import Pose
+from posecli.smoothing import KeypointSmoother
+from posecli.tracker import PoseTracker, TrackerSettings, box_iou_matrix
+from posecli.writers import coco_detections
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO_DIR = ROOT.parent / "shared" / "coco"
+WIDTH, HEIGHT, FPS = 640, 360, 30
+MIN_HEIGHT, MIN_VISIBLE = 40, 0.5  # smaller or more hidden people are ignore regions
+NOISE = 3.0  # sensor noise, grey levels (standard deviation)
+
+
+@dataclass
+class Person:
+    """One COCO annotation, its mask cropped to its box."""
+
+    mask: np.ndarray  # bool, photo pixels from (x0, y0)
+    x0: int
+    y0: int
+    keypoints: np.ndarray  # (17, 3) photo pixels, COCO visibility
+    crowd: bool
+
+
+@dataclass
+class Truth:
+    """Ground truth of one frame."""
+
+    ids: np.ndarray  # (G,) people scored in this frame
+    boxes: np.ndarray  # (G, 4) their visible boxes
+    keypoints: np.ndarray  # (G, 17, 3) x, y, 1 where visible (else 0)
+    areas: np.ndarray  # (G,) visible mask area, frame pixels
+    ignore: np.ndarray  # (I, 4) boxes of people too small or hidden
+    crowd: np.ndarray  # (C, 4) COCO crowd regions
+
+
+@dataclass
+class Sequence:
+    """A rendered video with its ground truth."""
+
+    name: str
+    frames: list[np.ndarray]
+    truth: list[Truth]
+    mats: np.ndarray  # (N, 2, 3) photo-to-frame transforms
+    people: int  # identities that are scored in at least one frame
+
+
+def load_people(coco: COCO, image_id: int) -> list[Person]:
+    """Every person annotation of an image, crowd regions included."""
+    people = []
+    for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[1])):
+        full = coco.annToMask(ann).astype(bool)
+        ys, xs = np.nonzero(full)
+        if not len(xs):
+            continue
+        x0, y0 = xs.min(), ys.min()
+        mask = full[y0 : ys.max() + 1, x0 : xs.max() + 1]
+        kpts = np.array(ann["keypoints"], np.float64).reshape(-1, 3)
+        people.append(Person(mask, int(x0), int(y0), kpts, bool(ann["iscrowd"])))
+    return people
+
+
+def pick_images(coco: COCO, count: int) -> list[int]:
+    """Images with at least two people 100 px or taller with 5 or more labelled keypoints (so
+    people the model can see), in id order."""
+    picked = []
+    for image_id in sorted(coco.getImgIds()):
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=[1], iscrowd=False))
+        if sum(a["bbox"][3] >= 100 and a["num_keypoints"] >= 5 for a in anns) >= 2:
+            picked.append(image_id)
+    return picked[:count]
+
+
+def camera_path(rng: np.random.Generator, w: int, h: int, n: int, aims: np.ndarray) -> np.ndarray:
+    """(n, 2, 3) transforms of a camera that eases from one random 16:9 view to another, each
+    centred near one of the (P, 2) aim points (people) of the photo."""
+    widest = min(w, h * 16 / 9)
+    keys = []
+    for _ in range(2):
+        cw = widest * rng.uniform(0.4, 0.85)
+        ch = cw * 9 / 16
+        aim = aims[rng.integers(len(aims))] + rng.normal(0, 0.15 * cw, 2)
+        keys.append((np.clip(aim[0], cw / 2, w - cw / 2), np.clip(aim[1], ch / 2, h - ch / 2), cw))
+    (x0, y0, w0), (x1, y1, w1) = keys
+    ease = (1 - np.cos(np.pi * np.linspace(0, 1, n))) / 2
+    cx, cy, cw = x0 + (x1 - x0) * ease, y0 + (y1 - y0) * ease, w0 + (w1 - w0) * ease
+    s = WIDTH / cw
+    mats = np.zeros((n, 2, 3))
+    mats[:, 0, 0] = mats[:, 1, 1] = s
+    mats[:, 0, 2] = WIDTH / 2 - s * cx
+    mats[:, 1, 2] = HEIGHT / 2 - s * cy
+    return mats
+
+
+def aim_points(people: list[Person]) -> np.ndarray:
+    """(P, 2) mask centres of the people who are not crowd regions."""
+    return np.array(
+        [(p.x0 + p.mask.shape[1] / 2, p.y0 + p.mask.shape[0] / 2) for p in people if not p.crowd]
+    )
+
+
+def occluder_path(rng: np.random.Generator, n: int) -> tuple[int, np.ndarray]:
+    """Width and per-frame left edge of a band that hides a point for 1.0-1.6 s."""
+    band = int(WIDTH * rng.uniform(0.25, 0.35))
+    speed = band / (rng.uniform(1.0, 1.6) * FPS)
+    travel = speed * n
+    start = rng.uniform(-band, WIDTH - travel) if travel < WIDTH + band else -band
+    x = start + speed * np.arange(n)
+    return band, (x if rng.random() < 0.5 else WIDTH - band - x)
+
+
+def occluder_image(coco: COCO, rng: np.random.Generator, band: int) -> np.ndarray:
+    """A strip of a COCO photo without people, as tall as the frame."""
+    empty = [i for i in sorted(coco.getImgIds()) if not coco.getAnnIds(imgIds=[i], catIds=[1])]
+    info = coco.imgs[empty[rng.integers(len(empty))]]
+    photo = cv2.imread(str(COCO_DIR / "val2017" / info["file_name"]))
+    h, w = photo.shape[:2]
+    strip_w = max(int(band * h / HEIGHT), 1)
+    x = rng.integers(0, max(w - strip_w, 1))
+    return cv2.resize(photo[:, x : x + strip_w], (band, HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def frame_truth(people: list[Person], mat: np.ndarray, band: tuple[float, float]) -> Truth:
+    """Visible boxes, keypoints and areas of the people in one frame."""
+    s, tx, ty = mat[0, 0], mat[0, 2], mat[1, 2]
+    ids, boxes, kpts, areas, ignore, crowd = [], [], [], [], [], []
+    for pid, p in enumerate(people):
+        h, w = p.mask.shape
+        fx = s * (p.x0 + np.arange(w) + 0.5) + tx
+        fy = s * (p.y0 + np.arange(h) + 0.5) + ty
+        cols = (fx >= 0) & (fx < WIDTH) & ~((fx >= band[0]) & (fx < band[1]))
+        rows = (fy >= 0) & (fy < HEIGHT)
+        visible = p.mask & rows[:, None] & cols[None, :]
+        ys, xs = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
+        if not len(xs):
+            continue
+        box = np.array([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1], np.float64)
+        box = box * s + [p.x0 * s + tx, p.y0 * s + ty] * 2
+        if p.crowd:
+            crowd.append(box)
+            continue
+        share = visible.sum() / p.mask.sum()
+        if box[3] - box[1] < MIN_HEIGHT or share < MIN_VISIBLE:
+            ignore.append(box)
+            continue
+        k = p.keypoints.copy()
+        k[:, :2] = k[:, :2] * s + [tx, ty]
+        shown = (k[:, 2] > 0) & (k[:, 0] >= 0) & (k[:, 0] < WIDTH) & (k[:, 1] >= 0)
+        shown &= (k[:, 1] < HEIGHT) & ~((k[:, 0] >= band[0]) & (k[:, 0] < band[1]))
+        k[:, 2] = shown
+        k[~shown] = 0
+        ids.append(pid + 1)
+        boxes.append(box)
+        kpts.append(k)
+        areas.append(visible.sum() * s * s)
+    return Truth(
+        np.array(ids, np.int64), np.array(boxes).reshape(-1, 4), np.array(kpts).reshape(-1, 17, 3),
+        np.array(areas), np.array(ignore).reshape(-1, 4), np.array(crowd).reshape(-1, 4),
+    )  # fmt: skip
+
+
+def add_noise(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian sensor noise."""
+    noise = np.empty(frame.shape, np.int16)
+    cv2.randn(noise, 0, NOISE)
+    return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def h264(frames: list[np.ndarray], crf: int = 23) -> list[np.ndarray]:
+    """The frames after an in-memory libx264 encode and decode."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"crf": str(crf), "preset": "fast"})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")))
+        out.mux(stream.encode())
+    buffer.seek(0)
+    with av.open(buffer) as source:
+        return [f.to_ndarray(format="bgr24") for f in source.decode(video=0)]
+
+
+def make_sequence(coco: COCO, image_id: int) -> Sequence:
+    """The pan-and-zoom video of one photo, with an occluder sweeping across."""
+    rng = np.random.default_rng(image_id)
+    info = coco.imgs[image_id]
+    photo = cv2.imread(str(COCO_DIR / "val2017" / info["file_name"]))
+    n = int(rng.integers(60, 121))
+    people = load_people(coco, image_id)
+    mats = camera_path(rng, info["width"], info["height"], n, aim_points(people))
+    band, xs = occluder_path(rng, n)
+    strip = occluder_image(coco, rng, band)
+    frames, truth = [], []
+    for mat, x in zip(mats, xs, strict=True):
+        frame = cv2.warpAffine(photo, mat, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        lo = round(float(x))
+        hi = lo + band
+        frame[:, max(lo, 0) : max(min(hi, WIDTH), 0)] = strip[
+            :, max(-lo, 0) : band - max(hi - WIDTH, 0)
+        ]
+        frames.append(add_noise(frame, rng))
+        truth.append(frame_truth(people, mat, (lo, hi)))
+    scored = {int(i) for t in truth for i in t.ids}
+    return Sequence(info["file_name"], h264(frames), truth, mats, len(scored))
+
+
+def detect(estimator: PoseEstimator, frames: list[np.ndarray]) -> list[list[Pose]]:
+    """The model's poses in every frame."""
+    return [estimator.predict(f) for f in frames]
+
+
+def run_tracker(
+    detections: list[list[Pose]], settings: TrackerSettings, smooth: bool = False
+) -> tuple[list[list[Pose]], float]:
+    """Tracked poses per frame, and the tracker's CPU seconds in all (this thread's time, so
+    other processes on the machine do not count)."""
+    tracker = PoseTracker(settings, fps=FPS, smooth=smooth)
+    out, spent = [], 0.0
+    for i, poses in enumerate(detections):
+        start = time.thread_time()
+        out.append(tracker.update(poses, i / FPS))
+        spent += time.thread_time() - start
+    return out, spent
+
+
+def boxes_of(poses: list[Pose]) -> np.ndarray:
+    return np.array([p.box for p in poses], np.float64).reshape(-1, 4)
+
+
+def scored_poses(poses: list[Pose], truth: Truth) -> list[Pose]:
+    """Poses minus those on ignore regions: matched to one at IoU 0.5 (against all people at
+    once, as MOTChallenge), or unmatched and at least half inside one or a crowd region."""
+    boxes = boxes_of(poses)
+    if not len(poses):
+        return poses
+    drop = np.zeros(len(poses), bool)
+    matched = np.zeros(len(poses), bool)
+    everyone = np.concatenate((truth.boxes, truth.ignore))
+    if len(everyone):
+        iou = box_iou_matrix(everyone, boxes)
+        rows, cols = linear_sum_assignment(iou, maximize=True)
+        hit = iou[rows, cols] >= 0.5
+        matched[cols[hit]] = True
+        drop[cols[hit & (rows >= len(truth.boxes))]] = True
+    regions = np.concatenate((truth.ignore, truth.crowd))
+    if len(regions):
+        lo = np.maximum(boxes[:, None, :2], regions[None, :, :2])
+        hi = np.minimum(boxes[:, None, 2:], regions[None, :, 2:])
+        inside = np.prod(np.clip(hi - lo, 0, None), axis=2)
+        area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+        drop |= ~matched & (inside / np.maximum(area, 1e-9)[:, None] >= 0.5).any(axis=1)
+    return [p for p, d in zip(poses, drop, strict=True) if not d]
+
+
+def detected_truth(truth: Truth, detections: list[Pose]) -> Truth:
+    """The frame's ground truth with the people that no detection (score >= low) finds at IoU
+    0.5 turned into ignore regions: what is left is what association alone decides."""
+    found = np.isfinite(iou_distances(truth.boxes, boxes_of(detections))).any(axis=1)
+    return replace(
+        truth, ids=truth.ids[found], boxes=truth.boxes[found], keypoints=truth.keypoints[found],
+        areas=truth.areas[found], ignore=np.concatenate((truth.ignore, truth.boxes[~found])),
+    )  # fmt: skip
+
+
+def mot_counts(outputs: list[list[Pose]], truth: list[Truth]) -> MotCounts:
+    """CLEAR-MOT and ID counts of one tracked sequence."""
+    acc = MotAccumulator()
+    for poses, t in zip(outputs, truth, strict=True):
+        poses = scored_poses(poses, t)
+        ids = np.array([p.track_id for p in poses], np.int64)
+        acc.update(t.ids, ids, iou_distances(t.boxes, boxes_of(poses)))
+    return acc.finish()
+
+
+@dataclass
+class Row:
+    """One tracker on one set of sequences: against all people, and against detected ones."""
+
+    name: str
+    counts: MotCounts
+    detected: MotCounts
+    people: int
+    frames: int
+    seconds: float
+
+    def cells(self) -> str:
+        c, d = self.counts, self.detected
+        return (
+            f"| {self.name} | {100 * c.mota:.1f} | {100 * c.idf1:.1f} | {c.switches} | "
+            f"{10 * c.switches / self.people:.2f} | {c.false_positives} | {c.misses} | "
+            f"{100 * d.idf1:.1f} | {d.switches} | {1000 * self.seconds / self.frames:.2f} |"
+        )
+
+
+def evaluate(
+    name: str, settings: TrackerSettings, sets: list[tuple[Sequence, list[list[Pose]]]]
+) -> Row:
+    """One tracker over sequences with their detections."""
+    total, detected, seconds = MotCounts(), MotCounts(), 0.0
+    low = settings.low
+    for seq, dets in sets:
+        out, spent = run_tracker(dets, settings)
+        total += mot_counts(out, seq.truth)
+        found = [detected_truth(t, [p for p in d if p.score >= low])
+                 for t, d in zip(seq.truth, dets, strict=True)]  # fmt: skip
+        detected += mot_counts(out, found)
+        seconds += spent
+    return Row(name, total, detected, sum(s.people for s, _ in sets), total.frames, seconds)
+
+
+def synthetic_timing(smooth: bool, people: int = 10, frames: int = 600) -> float:
+    """Best-of-3 ms per frame of tracking (and smoothing) 10 walking people."""
+    rng = np.random.default_rng(0)
+    shapes = rng.uniform(0, 1, (people, 17, 2))
+    start = rng.uniform([0, 100], [1200, 500], (people, 2))
+    speed = rng.normal(0, 3, (people, 2))
+    detections = []
+    for f in range(frames):
+        poses = []
+        for i in range(people):
+            cx, cy = start[i] + speed[i] * f + rng.normal(0, 1, 2)
+            box = np.array([cx - 50, cy - 100, cx + 50, cy + 100], np.float32)
+            kpts = np.column_stack((box[:2] + shapes[i] * [100, 200], np.full(17, 0.9)))
+            poses.append(Pose(0.9, box, kpts.astype(np.float32)))
+        detections.append(poses)
+    best = float("inf")
+    for _ in range(3):
+        _, spent = run_tracker(detections, TrackerSettings(), smooth)
+        best = min(best, spent)
+    return 1000 * best / frames
+
+
+def numpy_add_us() -> float:
+    """Best-of-5 CPU microseconds of one add of two 10-element arrays: how busy the machine is."""
+    a = np.ones(10)
+    best = float("inf")
+    for _ in range(5):
+        start = time.thread_time()
+        for _ in range(100_000):
+            a + a
+        best = min(best, (time.thread_time() - start) / 100_000)
+    return 1e6 * best
+
+
+def match_to_truth(poses: list[Pose], truth: Truth) -> list[tuple[int, int]]:
+    """(pose, person row) pairs matched at box IoU >= 0.5."""
+    if not poses or not len(truth.ids):
+        return []
+    iou = box_iou_matrix(truth.boxes, boxes_of(poses))
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    return [(int(c), int(r)) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= 0.5]
+
+
+def lag_frames(sequences: list[Sequence], outputs: list[list[list[Pose]]]) -> float:
+    """How many frames the output keypoints trail the true motion: least squares of the error
+    against the true velocity, over keypoints seen by both (confidence >= 0.5)."""
+    num = den = 0.0
+    for seq, out in zip(sequences, outputs, strict=True):
+        a, b = _lag_sums(seq, out)
+        num, den = num + a, den + b
+    return -num / den if den else float("nan")
+
+
+def _lag_sums(seq: Sequence, outputs: list[list[Pose]]) -> tuple[float, float]:
+    """Sums of error . velocity and velocity . velocity over one sequence."""
+    num = den = 0.0
+    for f in range(1, len(outputs) - 1):
+        truth = seq.truth[f]
+        step = (seq.mats[f + 1] - seq.mats[f - 1]) / 2  # per frame, photo to frame
+        inverse_scale = 1 / seq.mats[f][0, 0]
+        for k, row in match_to_truth(outputs[f], truth):
+            pose, gt = outputs[f][k], truth.keypoints[row]
+            ok = (gt[:, 2] > 0) & (pose.keypoints[:, 2] >= 0.5)
+            photo = (gt[ok, :2] - seq.mats[f][:, 2]) * inverse_scale
+            velocity = photo * step[0, 0] + step[:, 2]
+            error = pose.keypoints[ok, :2] - gt[ok, :2]
+            num += float((error * velocity).sum())
+            den += float((velocity * velocity).sum())
+    return num, den
+
+
+def keypoint_ap50(sequences: list[Sequence], outputs: list[list[list[Pose]]]) -> float:
+    """Keypoint AP50 (pycocotools) over every frame of the sequences."""
+    images, anns, dets = [], [], []
+    for seq, out in zip(sequences, outputs, strict=True):
+        for truth, poses in zip(seq.truth, out, strict=True):
+            image_id = len(images) + 1
+            images.append({"id": image_id, "width": WIDTH, "height": HEIGHT})
+            for box, kpts, area in zip(truth.boxes, truth.keypoints, truth.areas, strict=True):
+                anns.append(_annotation(len(anns) + 1, image_id, box, kpts, area, crowd=False))
+            for box in np.concatenate((truth.ignore, truth.crowd)):
+                area = float(np.prod(box[2:] - box[:2]))
+                anns.append(
+                    _annotation(len(anns) + 1, image_id, box, np.zeros((17, 3)), area, True)
+                )
+            dets.extend(coco_detections(poses, image_id))
+    coco = COCO()
+    person = {"id": 1, "name": "person", "keypoints": [""] * 17}
+    coco.dataset = {"images": images, "annotations": anns, "categories": [person]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco_score(coco, dets, [i["id"] for i in images])["keypoints"]["AP50"]
+
+
+def _annotation(ann_id, image_id, box, kpts, area, crowd: bool) -> dict:
+    """A COCO person annotation."""
+    return {
+        "id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": int(crowd),
+        "bbox": [*box[:2].tolist(), *(box[2:] - box[:2]).tolist()], "area": float(area),
+        "keypoints": (kpts * [1, 1, 2]).ravel().tolist(), "num_keypoints": int(kpts[:, 2].sum()),
+    }  # fmt: skip
+
+
+def still_jitter(coco: COCO, estimator: PoseEstimator, image_ids: list[int], n: int = 60):
+    """Mean frame-to-frame keypoint movement (px) of tracked people on a still camera, without
+    and with smoothing."""
+    moves: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    for image_id in image_ids:
+        rng = np.random.default_rng(image_id + 1)
+        info = coco.imgs[image_id]
+        photo = cv2.imread(str(COCO_DIR / "val2017" / info["file_name"]))
+        aims = aim_points(load_people(coco, image_id))
+        mat = camera_path(rng, info["width"], info["height"], 2, aims)[0]
+        frame = cv2.warpAffine(photo, mat, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
+        frames = h264([add_noise(frame, rng) for _ in range(n)])
+        dets = detect(estimator, frames)
+        for smooth in (False, True):
+            out, _ = run_tracker(dets, TrackerSettings(), smooth)
+            for before, after in itertools.pairwise(out):
+                last = {p.track_id: p.keypoints for p in before}
+                for p in after:
+                    if p.track_id in last:
+                        a, b = last[p.track_id], p.keypoints
+                        ok = (a[:, 2] >= 0.5) & (b[:, 2] >= 0.5)
+                        moves[smooth].append(np.linalg.norm(b[ok, :2] - a[ok, :2], axis=1))
+    raw, smoothed = (float(np.concatenate(moves[s]).mean()) for s in (False, True))
+    return raw, smoothed
+
+
+def load_sequences(coco, estimator, image_ids, cache: Path | None):
+    """Sequences and their detections, from the cache directory when there."""
+    out = []
+    for image_id in image_ids:
+        path = cache / f"{image_id}.pkl" if cache else None
+        if path and path.exists():
+            out.append(pickle.loads(path.read_bytes()))
+            continue
+        seq = make_sequence(coco, image_id)
+        item = (seq, detect(estimator, seq.frames))
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(item))
+        out.append(item)
+        print(f"  {seq.name}: {len(seq.frames)} frames, {seq.people} people", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=40, help="videos (half tune, half test)")
+    parser.add_argument("--still", type=int, default=6, help="photos for the still camera")
+    parser.add_argument("--cache", type=Path, help="keep rendered videos and detections here")
+    parser.add_argument("--sweep", action="store_true", help="only score settings on tune set")
+    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "tracking.md")
+    args = parser.parse_args()
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(COCO_DIR / "person_keypoints_val2017_dev.json"))
+    estimator = PoseEstimator(conf=TrackerSettings().low)
+    picked = pick_images(coco, args.sequences + args.still)
+    ids, still_ids = picked[: args.sequences], picked[args.sequences :]
+    print(f"rendering and detecting {len(ids)} sequences", flush=True)
+    data = load_sequences(coco, estimator, ids, args.cache)
+    tune, test = data[0::2], data[1::2]
+    if args.sweep:
+        sweep(tune)
+        return
+    report(coco, estimator, still_ids, tune, test, args)
+
+
+BOX_ONLY = TrackerSettings(use_keypoints=False)
+
+
+def sweep(tune) -> None:
+    """Print the scores of a grid of settings on the tuning sequences."""
+    print(evaluate("box only", BOX_ONLY, tune).cells(), flush=True)
+    print(evaluate("box only, buffer 60", replace(BOX_ONLY, buffer=60), tune).cells())
+    for weight in (0.3, 0.5, 0.7):
+        for scale in (1.0, 2.0, 3.0, 4.0):
+            for buffer in (30, 60):
+                settings = TrackerSettings(keypoint_weight=weight, keypoint_scale=scale,
+                                           buffer=buffer)  # fmt: skip
+                name = f"weight {weight}, scale {scale}, buffer {buffer}"
+                print(evaluate(name, settings, tune).cells(), flush=True)
+
+
+def report(coco, estimator, still_ids, tune, test, args) -> None:
+    """Score everything and write the Markdown report."""
+    default = TrackerSettings()
+    baseline = BOX_ONLY
+    rows = {}
+    for label, chosen in (("tuning", tune), ("held-out", test)):
+        rows[label] = [evaluate("posecli (box + keypoints)", default, chosen),
+                       evaluate("box only (ByteTrack association)", baseline, chosen)]  # fmt: skip
+        for r in rows[label]:
+            print(label, r.cells(), flush=True)
+    timing = {smooth: synthetic_timing(smooth) for smooth in (False, True)}
+    args.add_us = numpy_add_us()
+    print("ms per frame, 10 people:", timing, flush=True)
+    sequences = [s for s, _ in tune + test]
+    tracked = {s: [run_tracker(d, default, s)[0] for _, d in tune + test] for s in (False, True)}
+    lag = {s: lag_frames(sequences, tracked[s]) for s in (False, True)}
+    ap = {s: keypoint_ap50(sequences, tracked[s]) for s in (False, True)}
+    raw_ap = keypoint_ap50(sequences, [d for _, d in tune + test])
+    jitter = still_jitter(coco, estimator, still_ids)
+    people = [(len(t.ids), len(detected_truth(t, [p for p in d if p.score >= default.low]).ids))
+              for q, dets in tune + test for t, d in zip(q.truth, dets, strict=True)]  # fmt: skip
+    args.found = 100 * sum(f for _, f in people) / max(sum(n for n, _ in people), 1)
+    print("lag", lag, "AP50", ap, raw_ap, "jitter", jitter, flush=True)
+    args.output.write_text(document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args))
+    print(f"wrote {args.output}")
+
+
+def targets(rows, timing, lag, ap, jitter) -> str:
+    """The issue's targets against the held-out figures, each marked met or not."""
+    ours, box = rows["held-out"]
+    c = ours.counts
+    checks = [
+        ("IDF1 at least 80", f"{100 * c.idf1:.1f}", c.idf1 >= 0.8),
+        ("at most 1 ID switch per 10 people", f"{10 * c.switches / ours.people:.2f}",
+         c.switches <= ours.people / 10),
+        ("IDF1 above the box-only baseline", f"{100 * c.idf1:.1f} vs {100 * box.counts.idf1:.1f}",
+         c.idf1 > box.counts.idf1),
+        ("fewer ID switches than the baseline", f"{c.switches} vs {box.counts.switches}",
+         c.switches < box.counts.switches),
+        ("tracking and smoothing at most 1 ms per frame, 10 people", f"{timing[True]:.2f} ms",
+         timing[True] <= 1.0),
+        ("still-camera jitter down at least 60 %", f"{100 * (1 - jitter[1] / jitter[0]):.0f} %",
+         jitter[1] <= 0.4 * jitter[0]),
+        ("smoothing lag at most 1 frame", f"{lag[True] - lag[False]:+.2f} frames",
+         lag[True] - lag[False] <= 1.0),
+        ("keypoint AP50 falls by at most 0.5", f"{ap[True] - ap[False]:+.2f}",
+         ap[True] - ap[False] >= -0.5),
+    ]  # fmt: skip
+    lines = ["| target | measured (held-out set) | met |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'yes' if ok else 'no'} |" for name, value, ok in checks]
+    return "\n".join(lines)
+
+
+def document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args) -> str:
+    """docs/tracking.md."""
+    s, f = TrackerSettings(), KeypointSmoother()
+    head = ("| tracker | MOTA | IDF1 | ID switches | switches per 10 people | FP | FN | "
+            "IDF1, detected people | ID switches, detected people | tracking ms/frame |\n"
+            + "|---" * 10 + "|")  # fmt: skip
+    tables = []
+    for label, chosen in (("tuning", tune), ("held-out", test)):
+        frames = sum(len(q.frames) for q, _ in chosen)
+        people = sum(q.people for q, _ in chosen)
+        lines = "\n".join(r.cells() for r in rows[label])
+        title = (
+            f"**{label.capitalize()} set**: {len(chosen)} videos, {frames} frames, {people} people"
+        )
+        tables.append(f"{title}.\n\n{head}\n{lines}")
+    reduction = f"{jitter[1]:.2f} ({100 * (1 - jitter[1] / jitter[0]):.0f} % less)"
+    return f"""# Tracking and smoothing, measured
+
+Generated by `scripts/track_benchmark.py --sequences {args.sequences} --still {args.still}`
+(model yolov8n-pose-256, detections down to score {s.low}). Re-running gives the same
+numbers except the timings.
+
+## How the videos are made
+
+There is no public pose-tracking ground truth to ship, so the script makes it: each video
+films one annotated COCO photo (`../shared/coco`) with a virtual camera that eases from one
+random 16:9 view to another, each aimed near one of the people (one smooth pan and zoom,
+640x360, 30 fps, 60-120 frames), while an occluder (a strip of a COCO photo without people,
+a quarter to a third of the frame wide) sweeps across and hides each point it passes for
+1.0-1.6 s. Every frame gets Gaussian sensor noise (sigma {NOISE:g}) and the video goes
+through H.264 (libx264, CRF 23). Ground truth per frame is each COCO person's segmentation
+mask mapped through the camera, minus what the occluder and the frame edge hide: its
+bounding box is the scored box. People under {MIN_HEIGHT} px tall or less than
+{MIN_VISIBLE:.0%} visible, and COCO crowd regions, are ignore regions: a tracker box matched
+to one at IoU 0.5 (matching all people at once, as MOTChallenge), or otherwise lying at
+least half inside one, counts neither way. People keep their identity when they are hidden
+or leave the frame and come back, so every new ID for them is an ID switch. The scores are
+CLEAR-MOT MOTA and ID switches and the IDF1 of Ristani et al., at box IoU 0.5, from
+`posecli.mot`, summed over the videos. The photos are the first {args.sequences} of
+`../shared/coco` with two or more people 100 px or taller with five or more labelled
+keypoints; alternate ones form the tuning set (used to choose the settings below) and the
+held-out set.
+
+## Targets
+
+The model itself finds {args.found:.0f} % of the scored people in these frames (a detection of
+score {s.low} or more at IoU 0.5), which bounds MOTA and IDF1 for any tracker; the "detected
+people" columns below score the association alone.
+
+{targets(rows, timing, lag, ap, jitter)}
+
+The smoothing rows use all videos (the smoothing settings were not chosen on them) and the
+still-camera photos listed below.
+
+## Tracking
+
+{tables[0]}
+
+{tables[1]}
+
+Settings: high {s.high}, low {s.low}, new track {s.new_track}, buffer {s.buffer} frames at 30
+fps, match {s.match}, keypoint weight {s.keypoint_weight}, keypoint scale {s.keypoint_scale}
+(box-only row: the same without keypoints, which is ByteTrack's association). "Detected
+people" scores against the people that the model finds at all in a frame (a detection at
+score {s.low} or more at IoU 0.5); the others become ignore regions, so these two columns
+measure the association alone. "Tracking ms/frame" is the tracker's own CPU time on these videos.
+
+CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): tracking
+{timing[False]:.2f} ms per frame, tracking and smoothing {timing[True]:.2f} ms per frame. For
+scale, one numpy add of two 10-element arrays took {args.add_us:.2f} us of CPU in the same run,
+so tracking and smoothing cost as much as {1000 * timing[True] / args.add_us:.0f} such adds
+(a ratio to compare across machines).
+
+## Smoothing
+
+`smooth=True`: One Euro, min cutoff {f.min_cutoff} Hz, beta {f.beta:g}, derivative cutoff
+{f.d_cutoff} Hz.
+
+| measure | without | with smoothing |
+|---|---|---|
+| still camera: keypoint movement frame to frame (px) | {jitter[0]:.2f} | {reduction} |
+| pans: lag of keypoints behind the true motion (frames) | {lag[False]:.2f} | {lag[True]:.2f} |
+| pans: keypoint AP50 of the tracked poses | {ap[False]:.1f} | {ap[True]:.1f} |
+
+Beta was chosen among 80, 30, 20, 15, 10 and 5 on still videos of the first six photos and on
+the tuning pans of an earlier version of these videos (a faster camera); 20 was adopted first
+and took 59.6 % of the jitter away on the still photos of a first report, so 15 (69 % on the
+tuning stills, trailing by 0.4 frame) replaced it. The still photos below are new to both
+choices.
+
+Still camera: the {args.still} photos that come after those of the videos in the same order
+(not those beta was chosen on) filmed by a still camera for 60 frames, each frame with fresh
+sensor noise, then H.264; movement is measured on keypoints with confidence 0.5 or more in
+both frames. Lag: least-squares fit of the keypoint error against the true keypoint velocity
+over all videos above (keypoints with confidence 0.5 or more on people matched at IoU 0.5).
+AP50: pycocotools keypoint AP at OKS 0.5 over every frame of those videos (ground-truth
+keypoints mapped through the camera; hidden ones unlabelled); the model's own detections,
+before tracking, score {raw_ap:.1f}.
+"""
+
+
+if __name__ == "__main__":
+    main()
