@@ -121,7 +121,18 @@ def test_ultralytics_dataset_yaml_names_become_the_csv_columns(derived, tmp_path
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.reader(io.StringIO(out.read_text())))
     keypoint_columns = [f"{n}_{axis}" for n in HAND_NAMES for axis in ("x", "y", "conf")]
-    assert rows[0] == ["image", "frame", "time", "person", "score", "x1", "y1", "x2", "y2", *keypoint_columns]
+    assert rows[0] == [
+        "image",
+        "frame",
+        "time",
+        "person",
+        "score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        *keypoint_columns,
+    ]
     assert len(rows) > 2 and all(len(r) == len(rows[0]) for r in rows)
     loaded = load_spec(spec)
     assert loaded.names == tuple(HAND_NAMES) and (3, 4) in loaded.flip_pairs
