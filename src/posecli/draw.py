@@ -1,6 +1,9 @@
-"""Drawing poses on an image: the spec's skeleton, keypoints, boxes and scores."""
+"""Drawing poses on an image: the spec's skeleton, keypoints, boxes, and scores or track IDs
+(a colour per ID)."""
 
 from __future__ import annotations
+
+import colorsys
 
 import cv2
 import numpy as np
@@ -10,6 +13,7 @@ from .pose import Pose
 
 KEYPOINT_COLOR = (0, 0, 255)
 BOX_COLOR = (60, 200, 60)
+GOLDEN_RATIO = (5**0.5 - 1) / 2  # hue step between successive track IDs: each far from the last
 LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -41,15 +45,23 @@ def draw_poses(
     return canvas
 
 
+def box_color(pose: Pose) -> tuple[int, int, int]:
+    """The colour of a person's box and label: one per track ID, else BOX_COLOR."""
+    if pose.track_id is None:
+        return BOX_COLOR
+    red, green, blue = colorsys.hsv_to_rgb(pose.track_id * GOLDEN_RATIO % 1.0, 0.9, 0.8)
+    return round(blue * 255), round(green * 255), round(red * 255)
+
+
 def _draw_box(canvas: np.ndarray, pose: Pose, lw: int) -> None:
     """The person's box."""
     x1, y1, x2, y2 = (round(float(v)) for v in pose.box)
-    cv2.rectangle(canvas, (x1, y1), (x2, y2), BOX_COLOR, lw)
+    cv2.rectangle(canvas, (x1, y1), (x2, y2), box_color(pose), lw)
 
 
 def _label(pose: Pose) -> str:
-    """The text written by a person's box."""
-    return f"person {pose.score:.2f}"
+    """The text written by a person's box: the track ID, else the score."""
+    return f"person {pose.score:.2f}" if pose.track_id is None else f"id {pose.track_id}"
 
 
 def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float, int, int, int]:
@@ -111,11 +123,11 @@ def _overlap_areas(spots: np.ndarray, placed: np.ndarray) -> np.ndarray:
 
 
 def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int) -> None:
-    """Each pose's score on a filled tag, on top of everything else, inside the image."""
+    """Each pose's label on a filled tag, on top of everything else, inside the image."""
     for pose, (x1, y1, x2, y2) in zip(poses, label_rects(poses, canvas.shape, lw), strict=True):
         text = _label(pose)
         scale, thickness, _, _ = label_style(canvas.shape, lw, text)
-        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), BOX_COLOR, -1)
+        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), box_color(pose), -1)
         (_, th), _ = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
         cv2.putText(canvas, text, (int(x1) + lw // 2, int(y1) + lw // 2 + th), LABEL_FONT, scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip

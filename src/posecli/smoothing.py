@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_STEP = 1e-3  # seconds: the shortest time step the filter is given, against repeated times
+MIN_CUTOFF, BETA, D_CUTOFF = 0.05, 15.0, 1.0  # the defaults (see KeypointSmoother)
 
 
 def alpha(step: np.ndarray, cutoff: np.ndarray | float) -> np.ndarray:
@@ -38,7 +39,9 @@ class KeypointSmoother:
     from a frame is forgotten: when it comes back, its filter starts afresh.
     """
 
-    def __init__(self, min_cutoff: float = 0.05, beta: float = 15.0, d_cutoff: float = 1.0):
+    def __init__(
+        self, min_cutoff: float = MIN_CUTOFF, beta: float = BETA, d_cutoff: float = D_CUTOFF
+    ):
         if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("cutoffs must be positive and beta not negative")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff

@@ -16,9 +16,11 @@ import numpy as np
 
 from . import files
 from .errors import ImageError, PoseCliError
+from .mot import mot_rows
 from .pose import ImageResult, Pose, printable_path
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco")
+TRACK_FORMATS = (*FORMATS, "mot")
 TAIL_BYTES = 1 << 16
 
 
@@ -236,8 +238,12 @@ class TextWriter(Writer):
     def records(self, result: ImageResult) -> list[str]:
         n = len(result.poses)
         people = f"{n} {'person' if n == 1 else 'people'}"
-        scores = " ".join(f"{p.score:.2f}" for p in result.poses)
-        detail = f" (scores {scores})" if scores else ""
+        if any(p.track_id is not None for p in result.poses):
+            ids = ", ".join(f"id {p.track_id}: {p.score:.2f}" for p in result.poses)
+            detail = f" ({ids})"
+        else:
+            scores = " ".join(f"{p.score:.2f}" for p in result.poses)
+            detail = f" (scores {scores})" if scores else ""
         where = printable_path(result.path)
         if result.frame is not None:
             where += f" frame {result.frame} ({result.time:.3f} s)"
@@ -296,29 +302,60 @@ class CsvWriter(Writer):
         return [_csv_text([[*where, i, *_flat_pose(p)]]) for i, p in enumerate(result.poses)]
 
 
+class TrackedCsvWriter(CsvWriter):
+    """CSV with each person's track ID after their index."""
+
+    def header(self) -> str:
+        return _csv_text([csv_columns(self.keypoint_names, tracked=True)])
+
+    def records(self, result: ImageResult) -> list[str]:
+        record = result.to_dict()
+        where = [record["image"], record.get("frame", ""), record.get("time", "")]
+        return [
+            _csv_text([[*where, i, p.track_id, *_flat_pose(p)]]) for i, p in enumerate(result.poses)
+        ]
+
+
+class MotWriter(Writer):
+    """MOTChallenge text: `frame,id,x,y,w,h,score,-1,-1,-1` per tracked person, frames from 1."""
+
+    def records(self, result: ImageResult) -> list[str]:
+        if result.frame is None:
+            raise ImageError("--format mot needs frames: a video, or images given with --sequence")
+        return [row + "\n" for row in mot_rows(result.frame, result.poses)]
+
+
 WRITERS: dict[str, type[Writer]] = {
     "text": TextWriter,
     "json": JsonWriter,
     "jsonl": JsonlWriter,
     "csv": CsvWriter,
     "coco": CocoWriter,
+    "mot": MotWriter,
 }
 
 
 def make_writer(
-    fmt: str, path: Path | None, keypoint_names: tuple[str, ...], append: bool = False
+    fmt: str,
+    path: Path | None,
+    keypoint_names: tuple[str, ...],
+    append: bool = False,
+    tracked: bool = False,
 ) -> Writer:
     """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
 
-    A jsonl file is started afresh unless `append`.
+    A jsonl file is started afresh unless `append`. `tracked` adds the `id` column to CSV.
     """
-    return WRITERS[fmt](Sink(path, lines=fmt == "jsonl", append=append), keypoint_names)
+    writer = TrackedCsvWriter if tracked and fmt == "csv" else WRITERS[fmt]
+    return writer(Sink(path, lines=fmt == "jsonl", append=append), keypoint_names)
 
 
-def csv_columns(keypoint_names: tuple[str, ...]) -> list[str]:
-    """The CSV header: image, frame, time, person, score, box, then <name>_x, _y, _conf."""
+def csv_columns(keypoint_names: tuple[str, ...], tracked: bool = False) -> list[str]:
+    """The CSV header: image, frame, time, person, (id,) score, box, then <name>_x, _y, _conf."""
     keypoint_columns = (f"{n}_{axis}" for n in keypoint_names for axis in ("x", "y", "conf"))
-    return ["image", "frame", "time", "person", "score", "x1", "y1", "x2", "y2", *keypoint_columns]
+    track = ["id"] if tracked else []
+    return ["image", "frame", "time", "person", *track, "score", "x1", "y1", "x2", "y2",
+            *keypoint_columns]  # fmt: skip
 
 
 def _json(obj: dict) -> str:
@@ -348,9 +385,11 @@ def coco_image_id(path: str) -> int:
 
 
 def coco_detections(poses: list[Pose], image_id: int, category_id: int = 1) -> list[dict]:
-    """COCO result entries: the category, bbox [x, y, w, h], keypoints [x, y, conf] x K, score."""
+    """COCO result entries: the category, bbox [x, y, w, h], keypoints [x, y, conf] x K, score;
+    tracked poses also "track_id" (PoseTrack's key: loadRes overwrites "id")."""
     return [
         {
+            **({} if p.track_id is None else {"track_id": p.track_id}),
             "image_id": image_id,
             "category_id": category_id,
             "bbox": np.round(np.r_[p.box[:2], p.box[2:] - p.box[:2]].astype(float), 2).tolist(),

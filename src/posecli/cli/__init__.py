@@ -24,6 +24,7 @@ from .common import (
 from .eval import eval_command
 from .infer import infer
 from .models import models_group
+from .track import track
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,7 @@ def cli() -> None:
     """Multi-person pose estimation with ST's int8 YOLOv8n-pose TFLite models."""
 
 
-for command in (infer, eval_command, bench, models_group):
+for command in (infer, track, eval_command, bench, models_group):
     cli.add_command(command)
 
 

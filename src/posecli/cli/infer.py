@@ -8,9 +8,11 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+import numpy as np
 
 from .. import files, images, pipeline, video
 from ..draw import draw_poses
@@ -28,13 +30,45 @@ from .frames import (
     finished_videos,
     video_items,
 )
-from .options import build_estimator, conf_option, model_options, pipeline_options
+from .options import apply_options, build_estimator, conf_option, model_options, pipeline_options
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
                   ".txt": "text"}  # fmt: skip
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
 MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", ".mov", ".mkv",
                                      ".webm", ".m4v", ".mpg", ".mpeg"}  # fmt: skip
+
+
+def run_options(formats: tuple[str, ...]):
+    """Output, video and batch options shared by infer and track (formats differ)."""
+    return lambda func: apply_options([
+        click.option("-f", "--format", "fmt", type=click.Choice(formats), default=None,
+                     help="Output format [default: text on a terminal, else from -o's suffix, "
+                          "else jsonl]."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="Write results to FILE ('-': standard output); "
+                                        "atomically, except jsonl (per image)."),
+        click.option("--append", is_flag=True, help="Add to the jsonl -o file instead of "
+                     "starting it afresh (for shards sharing a file)."),
+        click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Save annotated images here."),
+        click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Keypoints below this confidence are not drawn."),
+        click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True,
+                     help="Process every Nth frame of videos."),
+        click.option("--every-frame", is_flag=True, help="Live sources: process every frame "
+                     "(default: drop frames while inference is behind)."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                     default=video.DEFAULT_TIMEOUT, show_default=True,
+                     help="Seconds to wait for a URL or camera to answer before giving up."),
+        click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too."),
+        click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors."),
+        click.option("--shard", default=None, metavar="I/N",
+                     help="Process only shard I (0-based) of N: a stable split by path."),
+        click.option("--skip-existing", is_flag=True,
+                     help="Skip images already in --save-dir or in the jsonl -o file."),
+    ], func)  # fmt: skip
 
 
 @click.command()
@@ -42,77 +76,24 @@ MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", "
 @model_options
 @pipeline_options
 @conf_option(default=0.25)
-@click.option(
-    "-f",
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Output format [default: text on a terminal, else from -o's suffix, else jsonl].",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write results to FILE ('-': standard output); atomically, except jsonl (per image).",
-)
-@click.option(
-    "--append",
-    is_flag=True,
-    help="Add to the jsonl -o file instead of starting it afresh (for shards sharing a file).",
-)
-@click.option(
-    "--save-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Save annotated images here.",
-)
-@click.option(
-    "--kpt-conf",
-    type=click.FloatRange(0, 1),
-    default=0.5,
-    show_default=True,
-    help="Keypoints below this confidence are not drawn.",
-)
-@click.option(
-    "--vid-stride",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Process every Nth frame of videos.",
-)
-@click.option(
-    "--every-frame",
-    is_flag=True,
-    help="Live sources: process every frame (default: drop frames while inference is behind).",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=video.DEFAULT_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for a URL or camera to answer before giving up.",
-)
-@click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too.")
-@click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
-@click.option(
-    "--shard",
-    default=None,
-    metavar="I/N",
-    help="Process only shard I (0-based) of N: a stable split by path.",
-)
-@click.option(
-    "--skip-existing",
-    is_flag=True,
-    help="Skip images already in --save-dir or in the jsonl -o file.",
-)
-def infer(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame, timeout,
-          recursive, quiet, shard, skip_existing, **options) -> int:  # fmt: skip
+@run_options(FORMATS)
+def infer(**params) -> int:
     """Find people and their keypoints in images and videos.
 
     SOURCES are files, folders, globs, '-' for paths on stdin, cameras ('0', '/dev/video0') and
     URLs (http(s) images, videos and MJPEG streams; rtsp://).
+    """
+    return run_sources(**params)
+
+
+def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame,
+                timeout, recursive, quiet, shard, skip_existing, stage: Stage | None = None,
+                check_items: Callable[[list[Item]], None] | None = None,
+                **options) -> int:  # fmt: skip
+    """The run behind infer and track: expand the sources, check the outputs, run every item
+    through the pipeline (and `stage`, which may replace each frame's poses), write, summarise.
+
+    `check_items` may refuse the expanded items (a usage error) before any output is touched.
     """
     output = None if output == Path("-") else output
     check_output_name(output, fmt)
@@ -134,8 +115,11 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_fr
         items = select_shard(items, *shard_index)
     if fmt == "coco":
         items = refuse_videos_for_coco(items, inputs.errors)
+    if check_items is not None:
+        check_items(items)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
-    writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing)
+    writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing,
+                         tracked=stage is not None)  # fmt: skip
     writer.sink.open()
     if save_dir is not None:
         files.check_folder_writable(save_dir)
@@ -145,7 +129,7 @@ def infer(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_fr
         skipped, items = len(done), [i for i in items if i.path not in done]
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            timeout=timeout)  # fmt: skip
-    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream)
+    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage)
     stats.failed += len(inputs.errors)
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
@@ -216,28 +200,24 @@ class Stats:
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
-              stream: StreamOptions | None = None) -> Stats:  # fmt: skip
+              stream: StreamOptions | None = None,
+              stage: Stage | None = None) -> Stats:  # fmt: skip
     """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe.
 
     Each video's frames come in order between its VideoStart and SourceEnd: the place for
-    per-video state (its annotated copy). The progress bar is left out when results are printed
-    on the same terminal.
+    per-video state (its annotated copy). `stage` maps the events before they are written, so
+    annotated images are then drawn from its poses, in order, rather than in the workers. The
+    progress bar is left out when results are printed on the same terminal.
     """
     stats = Stats()
     names = {i.path: i.name for i in items}
-    save_failures: dict[str, str] = {}
-    hook = None
-    if save_dir is not None:
-
-        def hook(path: str, bgr, poses: list[Pose]) -> None:
-            dest = annotated_copy(save_dir, names[path])
-            failure = save_annotated(dest, bgr, poses, kpt_conf, estimator.keypoint_spec)
-            if failure:
-                save_failures[path] = failure
-
+    copies = AnnotatedImages(save_dir, names, kpt_conf, estimator.keypoint_spec,
+                             in_workers=stage is None)  # fmt: skip
     workers = estimator.worker_count(None)
     events = pipeline.run(estimator, [i.path for i in items], stream or StreamOptions(), workers,
-                          hook)  # fmt: skip
+                          copies.hook)  # fmt: skip
+    if stage is not None:
+        events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
     videos = AnnotatedVideos(save_dir, names, kpt_conf, estimator.keypoint_spec)
     progress = FrameProgress(quiet or on_terminal)
@@ -246,9 +226,11 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     try:
         for event in with_progress(events, len(images_only), no_bar):
             handle_event(event, writer, stats, videos, progress)
-            if isinstance(event, FrameResult) and event.result.path in save_failures:
-                stats.unsaved += 1
-                error(save_failures.pop(event.result.path))
+            if isinstance(event, FrameResult):
+                failure = copies.finish(event.result)
+                if failure:
+                    stats.unsaved += 1
+                    error(failure)
         writer.close()
     except (KeyboardInterrupt, Interrupted):
         videos.abort()
@@ -261,6 +243,45 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
         info(stats.summary() + ", stopped: the output cannot be written", quiet)
         raise
     return stats
+
+
+class AnnotatedImages:
+    """The annotated copies of images: drawn in the workers as they finish (`in_workers`), or
+    kept there and drawn in order by `finish` with the poses that are written (tracked ones)."""
+
+    def __init__(self, save_dir: Path | None, names: dict[str, str], kpt_conf: float,
+                 spec: KeypointSpec, in_workers: bool):  # fmt: skip
+        self.save_dir, self.names, self.kpt_conf, self.spec = save_dir, names, kpt_conf, spec
+        self.in_workers = in_workers
+        self.kept: dict[str, np.ndarray] = {}
+        self.failures: dict[str, str] = {}
+
+    @property
+    def hook(self) -> pipeline.ImageHook | None:
+        """The pipeline's per-image hook, when annotated copies are asked for."""
+        return None if self.save_dir is None else self._hook
+
+    def _hook(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> None:
+        """In a worker: save the copy, or keep the pixels for `finish`."""
+        if not self.in_workers:
+            self.kept[path] = bgr
+            return
+        failure = self._save(path, bgr, poses)
+        if failure:
+            self.failures[path] = failure
+
+    def finish(self, result: ImageResult) -> str | None:
+        """Save a kept image's copy with the result's poses; the error line of a failed copy."""
+        bgr = self.kept.pop(result.path, None)
+        if bgr is not None:
+            return self._save(result.path, bgr, result.poses)
+        return self.failures.pop(result.path, None)
+
+    def _save(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> str | None:
+        """Write one annotated copy; the error line if that fails."""
+        assert self.save_dir is not None
+        return save_annotated(annotated_copy(self.save_dir, self.names[path]), bgr, poses,
+                              self.kpt_conf, self.spec)  # fmt: skip
 
 
 def handle_event(event: pipeline.Event, writer, stats: Stats, videos: AnnotatedVideos,

@@ -1,0 +1,104 @@
+"""`posecli track`: infer's run with a person ID on every pose, kept from frame to frame."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import click
+
+from ..errors import PoseCliError
+from ..pipeline import is_video_source
+from ..pose import printable_path
+from ..smoothing import BETA, MIN_CUTOFF, KeypointSmoother
+from ..sources import Item
+from ..tracker import TrackerSettings
+from ..tracking import DEFAULT_FPS, TrackOptions, track_events
+from ..writers import TRACK_FORMATS
+from .infer import run_options, run_sources
+from .options import apply_options, model_options, pipeline_options
+
+DEFAULTS = TrackerSettings()
+
+
+def tracker_options(func):
+    """The association, smoothing and image-sequence options, defaulting to TrackerSettings'."""
+    unit = click.FloatRange(0, 1)
+    return apply_options([
+        click.option("--track-high", type=unit, default=DEFAULTS.high, show_default=True,
+                     help="Detections at least this sure are matched to tracks first."),
+        click.option("--track-low", type=unit, default=DEFAULTS.low, show_default=True,
+                     help="Detections from this up to --track-high only continue tracks."),
+        click.option("--new-track", type=unit, default=DEFAULTS.new_track, show_default=True,
+                     help="An unmatched detection at least this sure starts a track."),
+        click.option("--track-buffer", type=click.IntRange(0), default=DEFAULTS.buffer,
+                     show_default=True, help="Frames at 30 fps (so 1 s) that a lost person's "
+                                             "ID waits for them to be found again."),
+        click.option("--match-thresh", type=unit, default=DEFAULTS.match, show_default=True,
+                     help="The highest cost (1 - similarity x score) still matched."),
+        click.option("--keypoint-weight", type=unit, default=DEFAULTS.keypoint_weight,
+                     show_default=True, help="Weight of keypoint similarity (OKS) against "
+                                             "box IoU in the matching."),
+        click.option("--box-only", is_flag=True,
+                     help="Match by box IoU only (ByteTrack's association, no keypoints)."),
+        click.option("--smooth", is_flag=True,
+                     help="One Euro filter on every keypoint of every track."),
+        click.option("--smooth-beta", type=click.FloatRange(0), default=BETA, show_default=True,
+                     help="--smooth: how fast the filter opens with speed (less lag, more "
+                          "jitter)."),
+        click.option("--smooth-min-cutoff", type=click.FloatRange(0, min_open=True),
+                     default=MIN_CUTOFF, show_default=True,
+                     help="--smooth: cutoff in Hz at rest (lower: steadier, more lag)."),
+        click.option("--sequence", is_flag=True,
+                     help="Track the images as the frames of one video, in the order given "
+                          "(a folder's in name order); otherwise each image is tracked alone."),
+        click.option("--fps", type=click.FloatRange(0, min_open=True), default=DEFAULT_FPS,
+                     show_default=True, help="--sequence: frames per second of the images."),
+    ], func)  # fmt: skip
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@model_options
+@pipeline_options
+@click.option("--conf", type=click.FloatRange(0, 1), default=None,
+              help="Person score threshold [default: --track-low, which the tracker's second "
+                   "stage needs].")  # fmt: skip
+@run_options(TRACK_FORMATS)
+@tracker_options
+def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight, box_only,
+          smooth, smooth_beta, smooth_min_cutoff, sequence, fps, **params) -> int:  # fmt: skip
+    """Find people in videos and give each a stable ID across frames.
+
+    SOURCES are as for `posecli infer`. Each video, camera or stream is tracked on its own; every
+    pose written has an integer "id". --format mot writes MOTChallenge rows for one video.
+    """
+    if track_low > track_high:
+        raise click.UsageError(f"--track-low {track_low} is above --track-high {track_high}")
+    if sequence and (params["shard"] or params["skip_existing"]):
+        raise click.UsageError("--sequence tracks all the images: no --shard or --skip-existing")
+    settings = TrackerSettings(
+        high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
+        match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
+    )  # fmt: skip
+    smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
+    options = TrackOptions(settings, smoother, fps if sequence else None)
+    if params["conf"] is None:
+        params["conf"] = track_low
+    check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
+    return run_sources(**params, stage=partial(track_events, options=options), check_items=check)
+
+
+def check_mot_items(items: list[Item], sequence: bool) -> None:
+    """MOT rows name no source: one video, or the images of one --sequence, per run; else an
+    error naming the second source, before anything is done."""
+    videos = [i.path for i in items if is_video_source(i.path)]
+    if videos and len(items) > 1:
+        raise PoseCliError(
+            f"{printable_path(items[1].path)}: --format mot takes one video, camera or stream "
+            "(or one --sequence of images) per run; nothing was done"
+        )
+    if items and not videos and not sequence:
+        raise PoseCliError(
+            f"{printable_path(items[0].path)}: --format mot takes images only as the frames of "
+            "one --sequence; nothing was done"
+        )

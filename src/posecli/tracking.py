@@ -1,0 +1,77 @@
+"""Track IDs on the frame pipeline's events: a PoseTracker per video, camera or stream, and one
+for a sequence of images when asked (else each image is tracked on its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from .pipeline import Event, FrameResult, SourceEnd, VideoStart
+from .smoothing import KeypointSmoother
+from .tracker import PoseTracker, TrackerSettings
+
+DEFAULT_FPS = 30.0
+
+
+@dataclass(frozen=True)
+class TrackOptions:
+    """How sources are tracked: the association settings, a factory of keypoint smoothers (a
+    fresh one per source; None: no smoothing), and the frame rate at which the images of a run
+    form one sequence (None: each image is a sequence of its own)."""
+
+    settings: TrackerSettings = field(default_factory=TrackerSettings)
+    smoother: Callable[[], KeypointSmoother] | None = None
+    sequence_fps: float | None = None
+
+    def new_tracker(self, fps: float = DEFAULT_FPS) -> PoseTracker:
+        """A tracker for one source giving frames at `fps`."""
+        smoother = self.smoother() if self.smoother is not None else False
+        return PoseTracker(self.settings, fps=fps if fps > 0 else DEFAULT_FPS, smooth=smoother)
+
+
+def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Event]:
+    """The events with each frame's poses replaced by its tracked ones (those with an ID).
+
+    A video's frames are tracked from its VideoStart to its SourceEnd, at the frame times. With
+    `sequence_fps`, the images are frames of one sequence in the order given: image i (failed
+    ones count) gets `frame` i and `time` i / fps; otherwise each image is tracked alone.
+    """
+    videos: dict[str, PoseTracker] = {}
+    sequence = ImageSequence(options, options.sequence_fps) if options.sequence_fps else None
+    for event in events:
+        if isinstance(event, VideoStart):
+            videos[event.path] = options.new_tracker(float(event.fps))
+        elif isinstance(event, SourceEnd):
+            videos.pop(event.path, None)
+        elif event.result.path in videos:
+            event = tracked(event, videos[event.result.path], event.result.time)
+        elif sequence is not None:
+            event = sequence.track(event)
+        else:
+            event = tracked(event, options.new_tracker(), 0.0)
+        yield event
+
+
+class ImageSequence:
+    """Images tracked as the frames of one video, in the order they come, at `fps`."""
+
+    def __init__(self, options: TrackOptions, fps: float):
+        self.tracker = options.new_tracker(fps)
+        self.fps = fps
+        self.index = 0
+
+    def track(self, event: FrameResult) -> FrameResult:
+        """The next image's result as the sequence's next frame, tracked."""
+        time = round(self.index / self.fps, 6)
+        result = replace(event.result, frame=self.index, time=time)
+        self.index += 1
+        return tracked(replace(event, result=result), self.tracker, time)
+
+
+def tracked(event: FrameResult, tracker: PoseTracker, time: float | None) -> FrameResult:
+    """A frame's result with the poses that belong to tracks, with their IDs; failures as they
+    are."""
+    result = event.result
+    if not result.ok:
+        return event
+    return replace(event, result=replace(result, poses=tracker.update(result.poses, time)))
