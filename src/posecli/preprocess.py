@@ -10,6 +10,13 @@ import numpy as np
 PAD_VALUE = 114
 RESIZE_MODES = ("letterbox", "stretch")
 INTERPOLATIONS = ("linear", "nearest")
+# Bilinear in OpenCV's fixed-point "exact" form. OpenCV's arm64 wheels hand plain INTER_LINEAR
+# to their own kernels (the carotene and KleidiCV HALs), which round some pixels one grey level
+# away from x86's, enough for the int8 model to find other people; INTER_LINEAR_EXACT gives the
+# same pixels on every CPU. The rest of the image path (libjpeg-turbo decoding at any scale,
+# flips, rotations, borders, BGR to RGB, the nearest indices) is exact already.
+# scripts/check_arm64.sh checks it.
+BILINEAR = cv2.INTER_LINEAR_EXACT
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def resize(bgr: np.ndarray, width: int, height: int, interp: str) -> np.ndarray:
     if interp == "nearest":
         rows = half_pixel_nearest(bgr.shape[0], height)
         return bgr[np.ix_(rows, half_pixel_nearest(bgr.shape[1], width))]
-    return cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(bgr, (width, height), interpolation=BILINEAR)
 
 
 def half_pixel_nearest(size_in: int, size_out: int) -> np.ndarray:
