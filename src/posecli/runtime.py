@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from .errors import ModelError
 
 STRIDES = (8, 16, 32)
 _STDERR_LOCK = threading.Lock()
+# tflite_runtime's arm64 build turns on flush-to-zero, and numpy < 2 then warns at its first
+# float limits lookup (twice a run) that the smallest subnormal is zero: noise, and not -q.
+SUBNORMAL_WARNING = r"The value of the smallest subnormal for <class 'numpy\.float"
 
 
 def _interpreter_module():
@@ -29,6 +33,7 @@ def _interpreter_module():
             raise ModelError(
                 "no TFLite interpreter: install ai-edge-litert (or tflite-runtime)"
             ) from exc
+        warnings.filterwarnings("ignore", SUBNORMAL_WARNING, UserWarning)
     return interpreter
 
 
