@@ -8,8 +8,9 @@
 #
 # usage: scripts/check_arm64.sh [--tflite-runtime]      (as root: it uses chroot and mount)
 #   --tflite-runtime  also run what ST's boards ship, tflite-runtime 2.14 with numpy < 2, on
-#                     both sides: report how many images differ (not a failure), and fail if
-#                     it prints anything on stderr with -q.
+#                     both sides (256, letterbox): report the images that differ (not a
+#                     failure: its arm64 kernels round differently).
+# Any arm64 run that prints on stderr with -q, or fails, is a failure.
 # env: POSECLI_ARM64_ROOT  the cached root (default /var/tmp/posecli-arm64-root); delete it
 #                          to rebuild. The x86 tflite-runtime venv sits beside it.
 #      POSECLI_SHARED      shared data (default ../shared beside the repository)
@@ -69,29 +70,31 @@ cortex_a35_cpuinfo() {
 }
 
 # Run a command in the root as a Cortex-A35, in a private mount namespace that takes its
-# mounts (proc, the cpuinfo, dev, sys, the host's DNS and CA bundle for pip) away with it.
+# mounts (proc, the cpuinfo, dev, sys, the shared data, the host's DNS and CA bundle for pip)
+# away with it.
 # shellcheck disable=SC2016
 in_root() {
     unshare --mount --propagation private -- /bin/sh -euc '
-        root=$1; shift
+        root=$1 shared=$2; shift 2
         mount -t proc proc "$root/proc"
         mount --bind "$root/check/cpuinfo" "$root/proc/cpuinfo"
         mount --rbind /dev "$root/dev"
         mount --rbind /sys "$root/sys"
+        mount --bind "$shared" "$root/check/shared"
         mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
         mount --bind /etc/ssl/certs/ca-certificates.crt "$root/check/ca-certificates.crt"
         exec chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 \
             QEMU_CPU=cortex-a35 PIP_CERT=/check/ca-certificates.crt \
             POSECLI_MODELS=/check/models XDG_CACHE_HOME=/check/cache "$@"
-    ' sh "$ROOT" "$@"
+    ' sh "$ROOT" "$SHARED" "$@"
 }
 
-# A venv in the root with `pip install ARGS` once (again when pyproject.toml changes), then
-# this checkout's wheel installed over it.
+# A venv in the root with `pip install ARGS` once (again when they or pyproject.toml change),
+# then this checkout's wheel installed over it.
 root_venv() {
     local venv=$1 deps_key
     shift
-    deps_key=$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)
+    deps_key=$( (cat "$REPO/pyproject.toml" && echo "$@") | sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$venv/.posecli-deps" 2>/dev/null)" != "$deps_key" ]; then
         local start=$SECONDS
         rm -rf "${ROOT:?}$venv"
@@ -122,7 +125,9 @@ x86_venvs() {
 # Inputs, identical bytes for both sides: the samples, COCO photos, and made ones.
 inputs() {
     local dir=$ROOT$WORK
-    rm -rf "$dir/images" "$dir/models" "$dir/out" && mkdir -p "$dir/images" "$dir/models" "$dir/out"
+    rm -rf "$dir/images" "$dir/models" "$dir/out" "$dir/src"
+    mkdir -p "$dir/images" "$dir/models" "$dir/out" "$dir/src" "$dir/shared"
+    cp -r "$REPO/pyproject.toml" "$REPO/tests" "$dir/src/"
     cp "$SHARED"/images/*.jpg "$dir/images/"
     find "$SHARED/coco/val2017" -name '*.jpg' | sort | head -n "$COCO_PHOTOS" |
         xargs cp -t "$dir/images/"
@@ -172,19 +177,39 @@ sys.exit(len(a) != len(b))
 EOF
 }
 
-# Run one (model, resize) on both sides and compare; the return status says if they differ.
+# The test that pins the model input bytes, run on arm64 in a venv of the root.
+pinned_inputs() {
+    local venv=$1
+    if in_root /bin/sh -c "cd $WORK/src && POSECLI_SHARED=$WORK/shared $venv/bin/python -m pytest \
+        -q -p no:cacheprovider tests/test_model_input.py >../out/pytest.log 2>&1"; then
+        echo "tests/test_model_input.py with $venv: $(tail -1 "$ROOT$WORK/out/pytest.log")"
+    else
+        note "tests/test_model_input.py failed on arm64 with $venv:"
+        tail -20 "$ROOT$WORK/out/pytest.log" >&2
+        return 1
+    fi
+}
+
+# Run one (model, resize) on both sides and compare: status 0 identical, 1 the poses differ,
+# 2 a run failed or printed on stderr with -q.
 compare_run() {
     local model=$1 resize=$2 label=$3 x86=$4 arm=$5 start=$SECONDS
     local name=$label-$model-$resize
     local out=$ROOT$WORK/out/$name args="infer images --model $model --resize $resize -f jsonl -q"
     # shellcheck disable=SC2086
-    (cd "$ROOT$WORK" && POSECLI_MODELS=$ROOT$WORK/models "$x86/bin/posecli" $args >"$out.x86.jsonl")
+    if ! (cd "$ROOT$WORK" && POSECLI_MODELS=$ROOT$WORK/models "$x86/bin/posecli" $args \
+        >"$out.x86.jsonl"); then
+        note "$name: posecli failed on x86" && return 2
+    fi
     if ! in_root /bin/sh -c "cd $WORK && $arm/bin/posecli $args \
         >out/$name.arm64.jsonl 2>out/$name.arm64.stderr"; then
-        note "$name: posecli failed on arm64:" && cat "$out.arm64.stderr" >&2
-        return 1
+        note "$name: posecli failed on arm64:" && cat "$out.arm64.stderr" >&2 && return 2
     fi
     note "$name: $(wc -l <"$out.arm64.jsonl") images on arm64 in $((SECONDS - start)) s"
+    if [ -s "$out.arm64.stderr" ]; then
+        note "$name: posecli -q printed on stderr on arm64:" && cat "$out.arm64.stderr" >&2
+        return 2
+    fi
     if cmp -s "$out.x86.jsonl" "$out.arm64.jsonl"; then
         echo "$name: identical ($(wc -l <"$out.x86.jsonl") images)"
         return 0
@@ -202,21 +227,19 @@ main() {
     touch "$ROOT/etc/resolv.conf" "$ROOT$WORK/ca-certificates.crt"
     x86_venvs
     inputs
-    root_venv /opt/posecli "$WHEEL"
-    [ "$TFLITE" = 1 ] && root_venv /opt/posecli-tflite "${TFLITE_PACKAGES[@]}"
+    root_venv /opt/posecli "$WHEEL" pytest
+    [ "$TFLITE" = 1 ] && root_venv /opt/posecli-tflite "${TFLITE_PACKAGES[@]}" pytest
     local failed=0 run
+    pinned_inputs /opt/posecli || failed=1
+    [ "$TFLITE" = 1 ] && { pinned_inputs /opt/posecli-tflite || failed=1; }
     for run in "${RUNS[@]}"; do
         # shellcheck disable=SC2086
         compare_run $run litert "$X86_VENV" /opt/posecli || failed=1
     done
     if [ "$TFLITE" = 1 ]; then
         # shellcheck disable=SC2086
-        compare_run ${RUNS[0]} tflite-runtime "$X86_TFLITE_VENV" /opt/posecli-tflite || true
-        local stderr=$ROOT$WORK/out/tflite-runtime-${RUNS[0]// /-}.arm64.stderr
-        if [ -s "$stderr" ]; then
-            note "tflite-runtime on arm64 printed on stderr with -q:" && cat "$stderr" >&2
-            failed=1
-        fi
+        compare_run ${RUNS[0]} tflite-runtime "$X86_TFLITE_VENV" /opt/posecli-tflite ||
+            [ $? = 1 ] || failed=1
     fi
     exit "$failed"
 }
