@@ -1,7 +1,8 @@
 """An independent, deliberately plain implementation of the pipeline, to check posecli against.
 
 Written from the model description alone: cv2.imread, a canvas-and-paste letterbox (or a
-stretch), the raw LiteRT interpreter, and per-candidate Python loops for decoding and NMS.
+stretch) with the bit-exact bilinear resize posecli documents, the raw LiteRT interpreter, and
+per-candidate Python loops for decoding and NMS.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+EXACT = cv2.INTER_LINEAR_EXACT
 REDUCED_FLAGS = {
     2: cv2.IMREAD_REDUCED_COLOR_2,
     4: cv2.IMREAD_REDUCED_COLOR_4,
@@ -43,10 +45,10 @@ class ReferencePose:
             nw, nh = round(w_in * r), round(h_in * r)
             canvas = np.full((S, S, 3), 114, dtype=np.uint8)
             dx, dy = (S - nw) // 2, (S - nh) // 2
-            canvas[dy : dy + nh, dx : dx + nw] = cv2.resize(img, (nw, nh))
+            canvas[dy : dy + nh, dx : dx + nw] = cv2.resize(img, (nw, nh), interpolation=EXACT)
             sx, sy = nw / w_in, nh / h_in
         else:
-            canvas = cv2.resize(img, (S, S))
+            canvas = cv2.resize(img, (S, S), interpolation=EXACT)
             dx = dy = 0
             sx, sy = S / w_in, S / h_in
         inp = np.ascontiguousarray(canvas[:, :, ::-1])[np.newaxis]
