@@ -222,6 +222,8 @@ main() {
     TFLITE=0
     [ "${1:-}" = --tflite-runtime ] && TFLITE=1
     host_tools
+    exec 9>"$ROOT.lock"
+    flock -n 9 || die "another check is using $ROOT"
     build_root
     mkdir -p "$ROOT$WORK/cache"
     touch "$ROOT/etc/resolv.conf" "$ROOT$WORK/ca-certificates.crt"
