@@ -89,12 +89,13 @@ in_root() {
     ' sh "$ROOT" "$SHARED" "$@"
 }
 
-# A venv in the root with `pip install ARGS` once (again when they or pyproject.toml change),
-# then this checkout's wheel installed over it.
+# A venv in the root with `pip install ARGS` once (again when they or the project's
+# dependencies change), then this checkout's wheel installed over it.
 root_venv() {
     local venv=$1 deps_key
     shift
-    deps_key=$( (cat "$REPO/pyproject.toml" && echo "$@") | sha256sum | cut -c1-16)
+    deps_key=$( (sed -n '/^dependencies = \[/,/^\]/p' "$REPO/pyproject.toml" && echo "$@") |
+        sha256sum | cut -c1-16)
     if [ "$(cat "$ROOT$venv/.posecli-deps" 2>/dev/null)" != "$deps_key" ]; then
         local start=$SECONDS
         rm -rf "${ROOT:?}$venv"
