@@ -50,7 +50,7 @@ def check_labels(image: np.ndarray, poses: list[Pose]) -> np.ndarray:
 def test_crowd_labels_stay_inside_and_apart(low_conf_estimator, name):
     image = cv2.imread(str(COCO_IMAGES / name))
     poses = low_conf_estimator.predict(image)
-    assert len(poses) >= 20
+    assert len(poses) >= 15
     check_labels(image, poses)
 
 

@@ -153,7 +153,7 @@ def test_csv_has_frame_and_time_and_coco_refuses_videos(pan_clip, tmp_path):
     assert rows[1].startswith(f"{pan_clip},0,0.0,0,")
     assert rows[-1].startswith(f"{BUS},,,")
     photo = coco_files(1)[0]
-    proc = run_cli("infer", pan_clip, photo, "-f", "coco")
+    proc = run_cli("infer", pan_clip, photo, "-f", "coco", "--conf", "0.05")
     assert proc.returncode == 1
     assert one_error_line(proc) == (
         f"posecli: error: {pan_clip}: --format coco takes images only; use json or jsonl"
