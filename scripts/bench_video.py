@@ -2,8 +2,8 @@
 """Video throughput and memory of `posecli infer`, measured against the CPU-bound ceiling.
 
 Prints, in one run, for ../shared/videos/coco-pan-720p30.mp4 and coco-pan-1080p30.mp4: decode CPU
-ms per frame (scaled in the decoder) and 1-thread invoke CPU ms per frame, each measured alone;
-the ceiling cores / (decode + invoke); frames/s of
+ms per frame (decoded, converted to BGR and letterboxed) and 1-thread invoke CPU ms per frame,
+each measured alone; the ceiling cores / (decode + invoke); frames/s of
 `posecli infer VIDEO --format jsonl -o out.jsonl` (from its closing line: the frame loop without
 interpreter start-up and imports) and its ratio to the ceiling (target >= 0.90);
 frames/s with `--save-dir` (annotated H.264) and its ratio to without (target >= 0.40). Then peak
@@ -68,7 +68,7 @@ def video_figures(estimator: PoseEstimator, video: Path, tmp: Path, frames: int)
     width, height = source.width, source.height
     source.close()
     decode_ms, kept = decode_cpu_ms(estimator, str(video))
-    invoke_ms = invoke_cpu_ms(estimator, kept, width, height, frames)
+    invoke_ms = invoke_cpu_ms(estimator, kept, frames)
     cores = len(os.sched_getaffinity(0))
     ceiling = cores * 1000 / (decode_ms + invoke_ms)
     out = tmp / "out.jsonl"

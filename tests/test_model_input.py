@@ -2,19 +2,24 @@
 
 The hashes were computed on x86 and match arm64 (scripts/check_arm64.sh). They cover the
 reduced JPEG decode (1/2 for the samples at 192 and 256), letterbox and stretch, a portrait and
-a grayscale COCO photo, and the exact 2x downscale that OpenCV does as an area average.
+a grayscale COCO photo, and the exact 2x downscale that OpenCV does as an area average; and
+decoded video frames, through OpenCV's YUV 4:2:0 conversion or swscale's exact one.
 """
 
 from __future__ import annotations
 
 import hashlib
 from functools import cache
+from itertools import islice
 
+import av
+import numpy as np
 import pytest
 
 from posecli import PoseEstimator
+from posecli.video import EXACT_SCALER, VideoSource, frame_bgr
 
-from conftest import COCO_IMAGES, IMAGES
+from conftest import COCO_IMAGES, IMAGES, SHARED
 
 # file, input size, resize mode, JPEG reduction, sha256 of the (S, S, 3) uint8 RGB model input
 MODEL_INPUTS = """
@@ -69,3 +74,46 @@ def test_model_input_bytes_are_pinned(name, size, mode, reduction, digest):
     assert loaded.reduction == int(reduction)
     assert rgb.shape == (int(size), int(size), 3)
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == digest
+
+
+# video, stride, sha256 of its first three frames at that stride as full-size BGR
+VIDEO_FRAMES = """
+pets-vtest.avi       25 b9571c1370f0d8a00b91fb833e26a8bc165d97b48581e67aec798c16153d5eb2
+coco-pan-720p30.mp4  30 80868413ae26f0d83c968688bff0f5cf891260126dbf905a7a01f42b7b1b8f06
+coco-pan-1080p30.mp4 45 5e48bfb63812f1dbf0055ab258369c202140d0ff22ad2f04fccd6b488add1556
+"""
+VIDEO_CASES = [row.split() for row in VIDEO_FRAMES.strip().splitlines()]
+
+
+@pytest.mark.parametrize(("name", "stride", "digest"), VIDEO_CASES, ids=[c[0] for c in VIDEO_CASES])
+def test_decoded_video_frames_are_pinned(name, stride, digest):
+    source = VideoSource(str(SHARED / "videos" / name))
+    try:
+        frames = [f.pixels for f in islice(source.frames(int(stride)), 3)]
+    finally:
+        source.close()
+    assert hashlib.sha256(b"".join(f.tobytes() for f in frames)).hexdigest() == digest
+
+
+def random_frame(fmt: str, shape: tuple[int, ...]) -> av.VideoFrame:
+    """A frame of noise in a pixel format, the same bytes on every machine."""
+    rng = np.random.default_rng(7)
+    return av.VideoFrame.from_ndarray(rng.integers(0, 256, shape, dtype=np.uint8), format=fmt)
+
+
+def odd_sized_yuv420p() -> av.VideoFrame:
+    """A 63 x 35 YUV 4:2:0 frame (odd sizes), which OpenCV's conversion does not take."""
+    return random_frame("rgb24", (35, 63, 3)).reformat(format="yuv420p", interpolation=EXACT_SCALER)
+
+
+@pytest.mark.parametrize(("make", "digest"), [
+    (lambda: random_frame("yuv444p", (3, 36, 64)),
+     "e1273a7791cc44f76a7c5d56be8bb324350b8e5a40d96c7f7e74db20df29db56"),
+    (lambda: random_frame("yuvj420p", (54, 64)),
+     "86596f33eb5abdd7f1302315318115c0ce522f65b20954a6d75f06fc2eacbfc2"),
+    (lambda: random_frame("gray", (36, 64)),
+     "2a42aee644222e5ae06b38a59d908a0c6381d6cbc948a3fe6f9e43fdfe9ffcca"),
+    (odd_sized_yuv420p, "0fa63a69d0b6362274784d810517f377deb3e6ad78fee1470fb72a223ac95c78"),
+], ids=["yuv444p", "yuvj420p", "gray", "odd-yuv420p"])  # fmt: skip
+def test_other_pixel_formats_convert_to_pinned_pixels(make, digest):
+    assert hashlib.sha256(frame_bgr(make()).tobytes()).hexdigest() == digest

@@ -19,7 +19,6 @@ from .preprocess import (
     RESIZE_MODES,
     Transform,
     max_reduction,
-    resized_shape,
     to_model_input,
 )
 from .runtime import PoseModel, default_threads
@@ -111,7 +110,7 @@ class PoseEstimator:
         """
         image_bgr = _as_bgr(image_bgr)
         height, width = image_bgr.shape[:2]
-        return self._predict_loaded(self._model, images.LoadedImage(image_bgr, width, height))
+        return self.predict_loaded(self._model, images.LoadedImage(image_bgr, width, height))
 
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
         """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced
@@ -178,16 +177,6 @@ class PoseEstimator:
         r = loaded.reduction
         return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        """The (width, height) a video frame is scaled to in the decoder to fill the model input."""
-        return resized_shape(width, height, self.input_size, self.settings.resize)
-
-    def letterbox_scaled(
-        self, rgb: np.ndarray, width: int, height: int
-    ) -> tuple[np.ndarray, Transform]:
-        """Model input from a frame already scaled to `frame_size`, and its transform."""
-        return pipeline.pad_scaled(rgb, self.input_size, width, height)
-
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
         """Invoke the model on a preprocessed input; the raw (5 + K*D, F) output.
 
@@ -209,7 +198,7 @@ class PoseEstimator:
         return decode_poses(output, self.input_size, transform, (width, height), s.conf, s.iou,
                             s.max_det, self.keypoint_dims)  # fmt: skip
 
-    def _predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
+    def predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
         """Preprocess, invoke and decode one decoded image."""
         rgb, transform = self.preprocess(loaded)
         return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
@@ -218,7 +207,7 @@ class PoseEstimator:
         """The whole job for one file, errors captured in the result."""
         try:
             loaded = self.load(path)
-            poses = self._predict_loaded(model, loaded)
+            poses = self.predict_loaded(model, loaded)
             if hook is not None:
                 full = loaded if loaded.reduction == 1 else self.load(path, full=True)
                 hook(path, full.bgr, poses)

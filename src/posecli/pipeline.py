@@ -25,7 +25,6 @@ import numpy as np
 from . import images, video
 from .errors import ImageError
 from .pose import ImageResult, Pose
-from .preprocess import PAD_VALUE, Transform
 from .runtime import PoseModel
 from .sources import is_image_name
 from .video import VideoError, VideoSource
@@ -87,9 +86,6 @@ class _ImageTask:
 class _FrameTask:
     path: str
     frame: video.DecodedFrame
-    width: int
-    height: int
-    full: bool
 
 
 Event = VideoStart | FrameResult | SourceEnd
@@ -200,10 +196,8 @@ def _decode_frames(
         out.put(VideoStart(
             path, source.width, source.height, source.fps / stride, expected, source.live
         ))  # fmt: skip
-        full = options.keep_images or not estimator.settings.reduced_decode
-        size = None if full else estimator.frame_size(source.width, source.height)
-        for frame in source.frames(size, stride):
-            if not out.put(_FrameTask(path, frame, source.width, source.height, full), live):
+        for frame in source.frames(stride):
+            if not out.put(_FrameTask(path, frame), live):
                 break
             progress[0] += 1
         return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], expected))
@@ -226,29 +220,13 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
 def _infer_frame(
     estimator: PoseEstimator, model: PoseModel, task: _FrameTask, keep_image: bool
 ) -> FrameResult:
-    """Run one decoded frame through the model; poses in the frame's own pixels."""
+    """Run one decoded frame through the model as an image; poses in the frame's own pixels."""
     frame = task.frame
-    if task.full:
-        loaded = images.LoadedImage(frame.pixels, task.width, task.height)
-        rgb, transform = estimator.preprocess(loaded)
-        image = frame.pixels if keep_image else None
-    else:
-        rgb, transform = estimator.letterbox_scaled(frame.pixels, task.width, task.height)
-        image = None
-    poses = estimator.decode(estimator.run(rgb, model), transform, task.width, task.height)
-    result = ImageResult(task.path, task.width, task.height, poses, None, frame.index, frame.time)
-    return FrameResult(result, image)
-
-
-def pad_scaled(
-    rgb: np.ndarray, size: tuple[int, int], width: int, height: int
-) -> tuple[np.ndarray, Transform]:
-    """Centre an already-scaled RGB frame in the (width, height) model input, padded with 114."""
-    new_h, new_w = rgb.shape[:2]
-    canvas = np.full((size[1], size[0], 3), PAD_VALUE, np.uint8)
-    left, top = (size[0] - new_w) // 2, (size[1] - new_h) // 2
-    canvas[top : top + new_h, left : left + new_w] = rgb
-    return canvas, Transform(new_w / width, new_h / height, left, top)
+    height, width = frame.pixels.shape[:2]
+    loaded = images.LoadedImage(frame.pixels, width, height)
+    poses = estimator.predict_loaded(model, loaded)
+    result = ImageResult(task.path, width, height, poses, None, frame.index, frame.time)
+    return FrameResult(result, frame.pixels if keep_image else None)
 
 
 class _FrameQueue:

@@ -22,8 +22,10 @@ VIDEO_EXTENSIONS = frozenset(
 )
 NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
 DEFAULT_TIMEOUT = 10.0
-# Area averaging for downscaling, with swscale's exact rounding (same pixels on every CPU).
-SCALER_FLAGS = Interpolation.AREA | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
+# swscale's exact rounding, for pixel formats other than even-sized yuv420p: its default fast
+# YUV to RGB kernels give other pixels on arm64 than on x86 (measured under qemu, FFmpeg in
+# PyAV 18). Decoded YUV is the same on both, and so is OpenCV's YUV 4:2:0 conversion.
+EXACT_SCALER = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.BITEXACT
 
 
 class VideoError(ImageError):
@@ -32,7 +34,7 @@ class VideoError(ImageError):
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """One decoded frame: its 0-based index, time in seconds, and pixels (RGB or BGR)."""
+    """One decoded frame: its 0-based index, time in seconds, and full-size BGR pixels."""
 
     index: int
     time: float
@@ -111,22 +113,14 @@ class VideoSource:
         rate = self.stream.average_rate or self.stream.guessed_rate
         return Fraction(rate) if rate else Fraction(25)
 
-    def frames(self, size: tuple[int, int] | None, stride: int = 1) -> Iterator[DecodedFrame]:
-        """Every `stride`th frame, scaled to size=(width, height) as RGB, or full-size BGR."""
+    def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
+        """Every `stride`th frame as full-size BGR."""
         previous = -1.0
         for index, frame in enumerate(self._decoded()):
             time = self._time(frame, previous)
             previous = time
-            if index % stride:
-                continue
-            if size is None:
-                pixels = frame.to_ndarray(format="bgr24")
-            else:
-                pixels = frame.to_ndarray(
-                    width=size[0], height=size[1], format="rgb24",
-                    interpolation=SCALER_FLAGS, threads=1,
-                )  # fmt: skip
-            yield DecodedFrame(index, time, pixels)
+            if index % stride == 0:
+                yield DecodedFrame(index, time, frame_bgr(frame))
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames; read and decode errors become VideoError."""
@@ -146,6 +140,14 @@ class VideoSource:
     def close(self) -> None:
         """Release the file, device or connection."""
         self.container.close()
+
+
+def frame_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as BGR, the same pixels on every CPU: BT.601 video range as OpenCV
+    converts YUV 4:2:0, or swscale with exact rounding for other formats and odd sizes."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24", interpolation=EXACT_SCALER, threads=1)
 
 
 def open_source(source: str, timeout: float = DEFAULT_TIMEOUT) -> VideoSource | CameraSource:
@@ -187,19 +189,15 @@ class CameraSource:
         rate = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = Fraction(rate).limit_denominator(1001) if rate > 0 else Fraction(30)
 
-    def frames(self, size: tuple[int, int] | None, stride: int = 1) -> Iterator[DecodedFrame]:
-        """Every `stride`th frame, scaled to size=(width, height) as RGB, or full-size BGR."""
+    def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
+        """Every `stride`th frame as full-size BGR."""
         start, index = time.monotonic(), 0
         while True:
             ok, bgr = self.capture.read()
             if not ok:
                 raise VideoError("camera stopped giving frames")
             if index % stride == 0:
-                pixels = bgr
-                if size is not None:
-                    small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-                    pixels = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-                yield DecodedFrame(index, round(time.monotonic() - start, 6), pixels)
+                yield DecodedFrame(index, round(time.monotonic() - start, 6), bgr)
             index += 1
 
     def close(self) -> None:
