@@ -159,16 +159,22 @@ class PoseEstimator:
         """How many inference threads to use: one with a delegate, else `workers` or threads."""
         return 1 if self.delegate else (workers or self.threads)
 
-    def load(self, path: str | os.PathLike, full: bool = False) -> images.LoadedImage:
-        """Decode a file or URL, at reduced JPEG scale unless `full` or reduced decoding is off."""
+    def load(self, source: str | os.PathLike | bytes, full: bool = False) -> images.LoadedImage:
+        """Decode a file, a URL or an encoded image's bytes, at reduced JPEG scale unless `full`
+        or reduced decoding is off."""
         reduce = None
         if self.settings.reduced_decode and not full:
             reduce = partial(max_reduction, size=self.input_size, mode=self.settings.resize)
-        if video.is_url(str(path)):
-            limit = min(URL_BYTES_LIMIT, self.settings.max_bytes)
-            data = pipeline.fetch_url(str(path), video.DEFAULT_TIMEOUT, limit)
-            return images.decode(data, self.settings.max_pixels, reduce)
-        return images.load(path, self.settings.max_pixels, reduce, self.settings.max_bytes)
+        if isinstance(source, str) and video.is_url(source):
+            source = self.fetch(source)
+        if isinstance(source, bytes):
+            return images.decode(source, self.settings.max_pixels, reduce)
+        return images.load(source, self.settings.max_pixels, reduce, self.settings.max_bytes)
+
+    def fetch(self, url: str, timeout: float = video.DEFAULT_TIMEOUT) -> bytes:
+        """An image URL's bytes, within the size limits, giving up after `timeout` seconds."""
+        limit = min(URL_BYTES_LIMIT, self.settings.max_bytes)
+        return pipeline.fetch_url(url, timeout, limit)
 
     def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
         """Model input and the transform from original-image pixels to model pixels."""
@@ -203,13 +209,17 @@ class PoseEstimator:
         rgb, transform = self.preprocess(loaded)
         return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
 
-    def process_file(self, model: PoseModel, hook: ImageHook | None, path: str) -> ImageResult:
-        """The whole job for one file, errors captured in the result."""
+    def process_file(
+        self, model: PoseModel, hook: ImageHook | None, path: str,
+        timeout: float = video.DEFAULT_TIMEOUT,
+    ) -> ImageResult:  # fmt: skip
+        """The whole job for one file or image URL (fetched once), errors captured in the result."""
         try:
-            loaded = self.load(path)
+            source = self.fetch(path, timeout) if video.is_url(path) else path
+            loaded = self.load(source)
             poses = self.predict_loaded(model, loaded)
             if hook is not None:
-                full = loaded if loaded.reduction == 1 else self.load(path, full=True)
+                full = loaded if loaded.reduction == 1 else self.load(source, full=True)
                 hook(path, full.bgr, poses)
         except ImageError as exc:
             return ImageResult(path, error=str(exc))

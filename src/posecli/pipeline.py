@@ -120,7 +120,7 @@ def run(
         model = idle.get()
         try:
             if isinstance(task, _ImageTask):
-                return FrameResult(estimator.process_file(model, hook, task.path))
+                return FrameResult(estimator.process_file(model, hook, task.path, options.timeout))
             return _infer_frame(estimator, model, task, options.keep_images)
         finally:
             idle.put(model)
@@ -287,6 +287,8 @@ def fetch_url(url: str, timeout: float, limit: int) -> bytes:
         raise ImageError(f"HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            raise ImageError(video.TIMEOUT_REASON) from exc
         raise ImageError(f"cannot fetch: {reason}") from exc
     if len(data) > limit:
         raise ImageError(f"more than {limit} bytes")

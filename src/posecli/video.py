@@ -22,6 +22,7 @@ VIDEO_EXTENSIONS = frozenset(
 )
 NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
 DEFAULT_TIMEOUT = 10.0
+TIMEOUT_REASON = "no answer within the timeout (--timeout)"
 # swscale's exact rounding, for pixel formats other than even-sized yuv420p: its default fast
 # YUV to RGB kernels give other pixels on arm64 than on x86 (measured under qemu, FFmpeg in
 # PyAV 18). Decoded YUV is the same on both, and so is OpenCV's YUV 4:2:0 conversion.
@@ -223,7 +224,7 @@ def _open(source: str, camera: str | None, timeout: float) -> av.container.Input
 def _reason(exc: av.FFmpegError) -> str:
     """A short lower-case reason from an FFmpeg error."""
     if isinstance(exc, av.ExitError) or "Immediate exit" in str(exc):
-        return "no answer within the timeout (--timeout)"
+        return TIMEOUT_REASON
     text = exc.strerror or str(exc)
     if isinstance(exc, av.InvalidDataError):
         return "cannot decode: not a video, or a corrupt one"
