@@ -64,12 +64,12 @@ class Run:
     images_per_s: float
 
 
-def run_pipeline(name: str, pipeline: tuple, items: list[evaluate.EvalImage]) -> Run:
+def run_pipeline(coco, name: str, pipeline: tuple, items: list[evaluate.EvalImage]) -> Run:
     """Detections of one model and pipeline over the items, timed."""
     estimator_class, settings, _ = pipeline
     estimator = estimator_class(model=name, conf=0.001, **settings)
     start = time.perf_counter()
-    detections, done, failed = evaluate.run_model(estimator, items)
+    detections, done, failed = evaluate.run_model(estimator, coco, items)
     elapsed = time.perf_counter() - start
     if failed:
         raise SystemExit(f"{failed[0][0]}: {failed[0][1]}")
@@ -166,8 +166,8 @@ def markdown(head: list[str], rows: list[list]) -> list[str]:
 
 def evaluate_model(coco, name: str, kept_items, all_items) -> dict:
     """Every pipeline on one model: ST scores, COCO scores, speed and the departures."""
-    runs = {label: run_pipeline(name, pipeline, all_items if pipeline[2] == "all" else kept_items)
-            for label, pipeline in PIPELINES.items()}  # fmt: skip
+    runs = {label: run_pipeline(coco, name, pipeline, all_items if kind == "all" else kept_items)
+            for label, pipeline in PIPELINES.items() for kind in [pipeline[2]]}  # fmt: skip
     st = {label: st_metric.score(coco, runs[label].detections, runs[label].image_ids)[0]
           for label in ST_COLUMNS}  # fmt: skip
     all_ids = [item.image_id for item in all_items]
