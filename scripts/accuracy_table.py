@@ -27,6 +27,7 @@ MODELS = ("yolov8n-pose-192", "yolov8n-pose-256", "yolov8n-pose-256-pt", "yolov8
 CARD = {"resize": "stretch", "interp": "nearest", "iou": 0.1, "reduced_decode": False}
 POSECLI_ST = {"resize": "letterbox", "iou": 0.1}
 FLIP = {"tta": "flip"}
+SIGMAS = st_metric.coco_sigmas()
 
 
 class MeanScoreFlip(PoseEstimator):
@@ -76,11 +77,16 @@ def run_pipeline(coco, name: str, pipeline: tuple, items: list[evaluate.EvalImag
     return Run(detections, done, len(done) / elapsed)
 
 
+def coco_ap50(coco, detections: list[dict], image_ids: list[int]) -> float:
+    """pycocotools' keypoint AP50 over the images."""
+    return evaluate.score(coco, detections, image_ids, SIGMAS)["keypoints"]["AP50"]
+
+
 def greedy_hits(image: st_metric.StImage, keypoints: np.ndarray, conf: np.ndarray,
                 size: np.ndarray) -> np.ndarray:  # fmt: skip
     """COCO's matching: by score, each detection takes the best free ground truth with OKS >= t."""
     oks = st_metric.oks_matrix(image.keypoints, image.area, keypoints[..., :2] / size,
-                               st_metric.coco_sigmas())  # fmt: skip
+                               SIGMAS)  # fmt: skip
     hits = np.zeros((len(conf), len(st_metric.THRESHOLDS)), bool)
     for t, threshold in enumerate(st_metric.THRESHOLDS):
         free = np.ones(len(oks), bool)
@@ -152,8 +158,8 @@ def departures(coco, run: Run, all_ids: list[int]) -> list[tuple[str, float]]:
         ("COCO's OKS area", st_ap50(st_metric.collect(coco, dets, with_segments))),
         ("COCO's matching", st_ap50(greedy)),
         ("COCO's AP integration", coco_style_ap50(*greedy)),
-        ("pycocotools, same images", evaluate.score(coco, dets, kept_ids)["keypoints"]["AP50"]),
-        ("pycocotools, all images", evaluate.score(coco, dets, all_ids)["keypoints"]["AP50"]),
+        ("pycocotools, same images", coco_ap50(coco, dets, kept_ids)),
+        ("pycocotools, all images", coco_ap50(coco, dets, all_ids)),
     ]
 
 
@@ -171,7 +177,7 @@ def evaluate_model(coco, name: str, kept_items, all_items) -> dict:
     st = {label: st_metric.score(coco, runs[label].detections, runs[label].image_ids)[0]
           for label in ST_COLUMNS}  # fmt: skip
     all_ids = [item.image_id for item in all_items]
-    coco_scores = {label: evaluate.score(coco, runs[label].detections, all_ids)
+    coco_scores = {label: evaluate.score(coco, runs[label].detections, all_ids, SIGMAS)
                    for label in ("posecli defaults", "card")}  # fmt: skip
     return {"runs": runs, "st": st, "coco": coco_scores,
             "departures": departures(coco, runs["card"], all_ids),

@@ -139,26 +139,26 @@ def true_positives(matched: np.ndarray) -> np.ndarray:
 
 
 def score(
-    coco: COCO, detections: list[dict], image_ids: Iterable[int]
+    coco: COCO, detections: list[dict], image_ids: Iterable[int], sigmas: np.ndarray | None = None
 ) -> tuple[dict[str, float], int]:
-    """AP50, AP50_95, AP75 and the highest recall at OKS 0.5, in %, as ST computes them,
-    and the number of images ST's filter kept."""
+    """AP50, AP50_95, AP75 and the highest recall at OKS 0.5, in %, as ST computes them (OKS
+    with these sigmas, COCO's by default), and the number of images ST's filter kept."""
     kept = kept_images(coco, image_ids)
-    ap, top_recall = average_precision(*collect(coco, detections, kept))
+    ap, top_recall = average_precision(*collect(coco, detections, kept, sigmas))
     values = (ap[0], ap.mean(), ap[5], top_recall[0])
     return {k: round(float(v) * 100, 2) for k, v in zip(METRICS, values, strict=True)}, len(kept)
 
 
 def collect(
-    coco: COCO, detections: list[dict], images: list[StImage]
+    coco: COCO, detections: list[dict], images: list[StImage], sigmas: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """True positives (D, T) and scores (D,) of the detections with a score > 0, image by image
-    in the given order, and the number of ground truths counted."""
+    in the given order (OKS with these sigmas, COCO's by default), and the ground truths counted."""
     by_image: dict[int, list[dict]] = defaultdict(list)
     for d in detections:
         if d["score"] > 0:
             by_image[d["image_id"]].append(d)
-    sigmas = coco_sigmas()
+    sigmas = coco_sigmas() if sigmas is None else sigmas
     hits, confs = [np.zeros((0, len(THRESHOLDS)), bool)], [np.zeros(0)]
     for image in images:
         dets = by_image.get(image.image_id, [])

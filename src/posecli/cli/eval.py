@@ -157,7 +157,7 @@ def scored(name, settings, coco, detections, image_ids, metric, spec: KeypointSp
            failed=()) -> evaluate.EvalResult:  # fmt: skip
     """An EvalResult with the chosen metric's scores (OKS with the spec's sigmas)."""
     if metric == "st":
-        kpt_scores, count = st_metric.score(coco, detections, image_ids)
+        kpt_scores, count = st_metric.score(coco, detections, image_ids, spec.oks_sigmas())
         return evaluate.EvalResult(name, settings, count, kpt_scores, {}, list(failed), metric)
     scores = evaluate.score(coco, detections, image_ids, spec.oks_sigmas())
     return evaluate.EvalResult(name, settings, len(image_ids), scores["keypoints"],
