@@ -59,6 +59,18 @@ def test_a_perturbed_copy_scores_lower(tmp_path):
     assert 0 < result["keypoints"]["AP"] < 90
 
 
+@pytest.mark.parametrize("metric", ["coco", "st"])
+def test_both_metrics_score_with_the_spec_sigmas(tmp_path, metric):
+    """Looser OKS sigmas from --kpt-spec score the same noisy keypoints higher, in both metrics."""
+    path = tmp_path / "noisy.json"
+    path.write_text(json.dumps(ground_truth_as_results(perturb=0.15)))
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("kpt_shape: [17, 3]\nsigmas: [" + ", ".join(["0.5"] * 17) + "]\n")
+    default = eval_json("--results", path, "--metric", metric)["keypoints"]["AP50"]
+    looser = eval_json("--results", path, "--metric", metric, "--kpt-spec", loose)
+    assert looser["keypoints"]["AP50"] > default + 5
+
+
 def reference_ap50(image_ids: list[int]) -> float:
     """Keypoint AP50 of the independent reference pipeline, scored by pycocotools directly."""
     with contextlib.redirect_stdout(io.StringIO()):
