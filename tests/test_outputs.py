@@ -24,6 +24,7 @@ from conftest import (
     COCO_ANNOTATIONS,
     COCO_IMAGES,
     DEFAULT_MODEL,
+    SHARED,
     ZIDANE,
     coco_files,
     jsonl_records,
@@ -474,3 +475,43 @@ def test_coco_image_id_is_the_trailing_number_and_collisions_are_errors(tmp_path
         f"{tmp_path / 'frame_01.jpg'}"
     )
     assert sorted({r["image_id"] for r in json.loads(out.read_text())}) == [1, 123, 397133]
+
+
+# Found in the review of the CLI modules
+
+
+def test_a_save_dir_that_cannot_be_made_leaves_no_temp_file_of_the_output(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    proc = run_cli("infer", BUS, "-o", tmp_path / "out.json", "--save-dir", tmp_path / "afile/sub")
+    assert proc.returncode == EXIT_OUTPUT, proc.stderr
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out.json").exists()
+
+
+def test_a_closed_pipe_during_a_video_leaves_no_temp_files(tmp_path):
+    clip = SHARED / "videos" / "pets-vtest.avi"
+    saved = tmp_path / "saved"
+    command = posecli("infer", clip, "-f", "jsonl", "--save-dir", saved, "-q")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    proc.wait(timeout=120)
+    assert proc.returncode in (1, 141, -signal.SIGPIPE), proc.stderr.read() if proc.stderr else b""
+    assert list(saved.iterdir()) == []
+
+
+def test_copies_that_would_share_a_name_get_their_own(tmp_path):
+    from PIL import Image
+
+    Image.open(BUS).save(tmp_path / "a.gif")
+    shutil.copy(ZIDANE, tmp_path / "a.jpg")
+    saved = tmp_path / "saved"
+    proc = run_cli("infer", tmp_path / "a.gif", tmp_path / "a.jpg", "--save-dir", saved, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in saved.iterdir()) == ["a.jpg", "a_1.jpg"]
+
+
+def test_results_named_like_any_video_need_a_format(tmp_path):
+    proc = run_cli("infer", BUS, "-o", tmp_path / "out.flv")
+    assert proc.returncode == 2 and "has an image or video suffix" in proc.stderr.decode()
+    assert not (tmp_path / "out.flv").exists()

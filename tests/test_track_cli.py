@@ -15,9 +15,12 @@ import jsonschema
 import numpy as np
 import pytest
 
+from posecli import PoseEstimator
+from posecli.cli.track import tracking_stage
 from posecli.draw import BOX_COLOR, box_color
 from posecli.pose import Pose
 from posecli.tracker import box_iou_matrix
+from posecli.tracking import TrackOptions
 
 from conftest import BUS, SHARED, jsonl_records, run_cli
 
@@ -275,3 +278,11 @@ def test_conflicting_options_are_usage_errors():
     assert proc.returncode == 2 and b"--track-low 0.5 is above --track-high 0.3" in proc.stderr
     proc = run_cli("track", BUS, "--sequence", "--shard", "0/2")
     assert proc.returncode == 2 and b"--sequence tracks all the images" in proc.stderr
+
+
+def test_tracking_matches_keypoints_with_the_model_spec_sigmas(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("kpt_shape: [17, 3]\nsigmas: [" + ", ".join(["0.5"] * 17) + "]\n")
+    stage = tracking_stage(TrackOptions(), PoseEstimator(kpt_spec=spec))
+    tracker = stage.keywords["options"].new_tracker()
+    assert np.array_equal(tracker.sigmas, np.full(17, 0.5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import json
 import re
@@ -20,7 +21,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from posecli.pipeline import SourceEnd, _FrameQueue, _FrameTask
+from posecli.cli.frames import FrameProgress
+from posecli.pipeline import SourceEnd, VideoStart, _FrameQueue, _FrameTask
 
 from conftest import BUS, SHARED, coco_files, jsonl_records, run_cli
 
@@ -344,6 +346,46 @@ def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
     assert sorted(out.read_text().splitlines()) == sorted(complete)
 
 
+def test_skip_existing_knows_a_finished_video_by_another_spelling(pan_clip, tmp_path):
+    out = tmp_path / "out.jsonl"
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(pan_clip.read_bytes())
+    assert run_cli("infer", "clip.mp4", "-o", out, cwd=tmp_path).returncode == 0
+    complete = out.read_text()
+    proc = run_cli("infer", clip, "-o", out, "--skip-existing", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert b"1 skipped" in proc.stderr and out.read_text() == complete
+
+
+def test_a_partly_recorded_video_is_not_redone_while_another_run_appends(pan_clip, tmp_path):
+    """Redoing it means removing its records, which another appender's lines could be lost to."""
+    out = tmp_path / "out.jsonl"
+    assert run_cli("infer", pan_clip, "-o", out).returncode == 0
+    partial = "".join(out.read_text().splitlines(keepends=True)[:10])
+    out.write_text(partial)
+    with open(out, "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_SH)  # a shard running with --append
+        proc = run_cli("infer", pan_clip, "-o", out, "--skip-existing", "--append")
+    assert proc.returncode == 1
+    assert one_error_line(proc) == (
+        f"posecli: error: {pan_clip}: partly recorded in {out}, which another run is writing: "
+        "not redone (run --skip-existing again when it has finished)"
+    )
+    assert out.read_text() == partial
+
+
+def test_an_annotated_video_that_cannot_be_moved_into_place_keeps_the_results(pan_clip, tmp_path):
+    saved = tmp_path / "saved"
+    (saved / "pan.mp4").mkdir(parents=True)  # a folder where the copy should go
+    proc = run_cli("infer", pan_clip, "-f", "jsonl", "--save-dir", saved)
+    assert proc.returncode == 1
+    assert len(jsonl_records(proc.stdout)) == 24
+    line = one_error_line(proc)
+    assert line.startswith(f"posecli: error: cannot write {saved / 'pan.mp4'}: ")
+    assert line.endswith("(annotated copy not saved; the results are written)")
+    assert [p.name for p in saved.iterdir()] == ["pan.mp4"]
+
+
 def test_url_sources_can_be_saved_twice_into_the_same_folder(server, tmp_path):
     urls = [f"{server.url}/bus.jpg", f"{server.url}/pan.mp4"]
     for _ in range(2):
@@ -397,3 +439,17 @@ def test_rtsp_stream_gives_frames_until_it_stops(tmp_path):
     assert one_error_line(proc) == (
         f"posecli: error: {url}: stream stopped after {len(records)} frames"
     )
+
+
+def test_frame_progress_counts_only_the_frames_of_videos(capsys):
+    progress = FrameProgress(quiet=True)
+    progress.enabled = True
+    progress.frame()  # an image before any video
+    assert progress.done == 0 and capsys.readouterr().err == ""
+    progress.begin(VideoStart("clip.mp4", 64, 48, Fraction(30), 10, False))
+    progress.start -= 1.0
+    progress.shown -= 1.0
+    progress.frame()
+    progress.end()
+    progress.frame()  # an image after it
+    assert progress.done == 1 and "clip.mp4: frame 1/10" in capsys.readouterr().err

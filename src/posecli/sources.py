@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -187,15 +187,18 @@ def select_shard(items: list[Item], index: int, count: int) -> list[Item]:
     return [i for i in items if zlib.crc32(os.fsencode(i.path)) % count == index]
 
 
-def unique_names(items: list[Item]) -> list[Item]:
-    """Rename items whose output names collide (a/x.jpg, b/x.jpg given as files) to x_1.jpg..."""
+def unique_names(
+    items: list[Item], output_name: Callable[[Item], str] = lambda i: i.name
+) -> list[Item]:
+    """Rename items whose output names collide (a/x.jpg, b/x.jpg given as files; x.gif and
+    x.jpg when both are saved as x.jpg) to x_1.jpg..."""
     seen: set[str] = set()
     out = []
     for item in items:
-        name, stem, n = item.name, Path(item.name), 0
-        while name in seen:
+        candidate, stem, n = item, Path(item.name), 0
+        while output_name(candidate) in seen:
             n += 1
-            name = str(stem.with_name(f"{stem.stem}_{n}{stem.suffix}"))
-        seen.add(name)
-        out.append(Item(item.path, name))
+            candidate = Item(item.path, str(stem.with_name(f"{stem.stem}_{n}{stem.suffix}")))
+        seen.add(output_name(candidate))
+        out.append(candidate)
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from .pipeline import Event, FrameResult, SourceEnd, VideoStart
 from .smoothing import KeypointSmoother
 from .tracker import PoseTracker, TrackerSettings
@@ -16,17 +18,20 @@ DEFAULT_FPS = 30.0
 @dataclass(frozen=True)
 class TrackOptions:
     """How sources are tracked: the association settings, a factory of keypoint smoothers (a
-    fresh one per source; None: no smoothing), and the frame rate at which the images of a run
-    form one sequence (None: each image is a sequence of its own)."""
+    fresh one per source; None: no smoothing), the frame rate at which the images of a run
+    form one sequence (None: each image is a sequence of its own), and the OKS sigmas of the
+    keypoints (None: COCO's for 17 keypoints, else 1/K)."""
 
     settings: TrackerSettings = field(default_factory=TrackerSettings)
     smoother: Callable[[], KeypointSmoother] | None = None
     sequence_fps: float | None = None
+    sigmas: np.ndarray | None = None
 
     def new_tracker(self, fps: float = DEFAULT_FPS) -> PoseTracker:
         """A tracker for one source giving frames at `fps`."""
         smoother = self.smoother() if self.smoother is not None else False
-        return PoseTracker(self.settings, fps=fps if fps > 0 else DEFAULT_FPS, smooth=smoother)
+        fps = fps if fps > 0 else DEFAULT_FPS
+        return PoseTracker(self.settings, fps=fps, smooth=smoother, sigmas=self.sigmas)
 
 
 def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Event]:

@@ -70,6 +70,8 @@ class AnnotatedVideo:
             if self.failure is not None:
                 raise ImageError(f"cannot write {self.dest}: {self.failure}")
             os.replace(self.tmp, self.dest)
+        except OSError as exc:
+            raise ImageError(f"cannot write {self.dest}: {exc.strerror or exc}") from exc
         finally:
             Path(self.tmp).unlink(missing_ok=True)
 

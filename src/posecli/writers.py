@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
@@ -10,12 +11,13 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import files
-from .errors import ImageError, PoseCliError
+from .errors import ImageError, OutputError, PoseCliError
 from .mot import mot_rows
 from .pose import ImageResult, Pose, printable_path
 
@@ -83,6 +85,25 @@ class Sink:
         files.write_all(self._fd, text.encode("utf-8"), self.path)
         self._wrote = True
 
+    def drop_lines(self, unwanted: Callable[[bytes], bool]) -> bool:
+        """Remove the lines `unwanted` picks from an appended jsonl file, holding it alone for
+        the rewrite; False (nothing done) while another run is appending to it."""
+        assert self.lines and self._fd is not None and self.path is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        try:
+            with open(self.path, "rb") as f:
+                kept = b"".join(line for line in f if not unwanted(line))
+            os.ftruncate(self._fd, 0)
+            files.write_all(self._fd, kept, self.path)
+        except OSError as exc:
+            raise files.output_error(self.path, exc) from exc
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
+        return True
+
     def _truncate(self) -> None:
         """Empty a jsonl file that this run starts afresh (at its first record)."""
         assert self._fd is not None
@@ -109,16 +130,20 @@ class Sink:
 
     def abort(self) -> None:
         """Stop early: a temp file is deleted, an appended file keeps its finished lines."""
-        self._close()
+        with contextlib.suppress(OutputError):  # stopping already; the first error is reported
+            self._close()
         if self._tmp:
             Path(self._tmp).unlink(missing_ok=True)
             self._tmp = None
 
     def _close(self) -> None:
-        """Close the file descriptor if one is open."""
+        """Close the file descriptor if one is open (a deferred write error is an OutputError)."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError as exc:
+                raise files.output_error(self.path or "standard output", exc) from exc
 
 
 def write_stdout(text: str, flush: bool) -> None:

@@ -1,21 +1,35 @@
-"""What `infer` does per video: annotated copies, progress in frames, and resuming finished ones."""
+"""Where annotated copies go, the annotated copies of videos, and progress in frames."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from ..errors import ImageError, OutputError
 from ..keypoints import KeypointSpec
 from ..pipeline import FrameResult, SourceEnd, VideoStart, is_video_source
 from ..pose import printable_path
-from ..video import VideoError, VideoSource
 from ..video_writer import AnnotatedVideo
 
 PROGRESS_INTERVAL = 0.25
+SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def not_saved(exc: Exception) -> str:
+    """The error line of an annotated copy that could not be written."""
+    return f"{exc} (annotated copy not saved; the results are written)"
+
+
+def annotated_copy(save_dir: Path, name: str, path: str) -> Path:
+    """Where the annotated copy of the source at `path` goes: an image's name, as .jpg if
+    OpenCV can't write it; a video's as .mp4."""
+    if is_video_source(path):
+        return annotated_video_path(save_dir, name)
+    dest = save_dir / name
+    return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
 
 
 def annotated_video_path(save_dir: Path, name: str) -> Path:
@@ -35,14 +49,18 @@ class AnnotatedVideos:
         self.spec = spec
         self.open: dict[str, AnnotatedVideo] = {}
 
-    def start(self, event: VideoStart) -> None:
-        """Open the copy of a video that has just started."""
+    def start(self, event: VideoStart) -> str | None:
+        """Open the copy of a video that has just started; the error line if that fails."""
         if self.save_dir is None:
-            return
+            return None
         dest = annotated_video_path(self.save_dir, self.names[event.path])
-        self.open[event.path] = AnnotatedVideo(
-            dest, event.width, event.height, event.fps, self.kpt_conf, self.spec
-        )
+        try:
+            self.open[event.path] = AnnotatedVideo(
+                dest, event.width, event.height, event.fps, self.kpt_conf, self.spec
+            )
+        except (ImageError, OutputError) as exc:
+            return not_saved(exc)
+        return None
 
     def add(self, frame: FrameResult) -> None:
         """Draw and encode one frame of a video whose copy is open."""
@@ -50,11 +68,16 @@ class AnnotatedVideos:
         if writer is not None and frame.image is not None:
             writer.add(frame.image, frame.result.poses)
 
-    def finish(self, end: SourceEnd) -> None:
-        """Close a video's copy and move it into place (the frames it had, if it ended early)."""
+    def finish(self, end: SourceEnd) -> str | None:
+        """Close a video's copy and move it into place (the frames it had, if it ended early);
+        the error line if that fails."""
         writer = self.open.pop(end.path, None)
-        if writer is not None:
-            writer.finish()
+        try:
+            if writer is not None:
+                writer.finish()
+        except ImageError as exc:
+            return not_saved(exc)
+        return None
 
     def abort(self) -> None:
         """Drop every unfinished copy: nothing is left under a final name."""
@@ -68,6 +91,7 @@ class FrameProgress:
 
     def __init__(self, quiet: bool):
         self.enabled = not quiet and sys.stderr.isatty()
+        self.active = False
         self.total = self.done = 0
         self.name = ""
         self.start = self.shown = 0.0
@@ -76,9 +100,13 @@ class FrameProgress:
         """A video started."""
         self.name, self.total, self.done = printable_path(event.path), event.frames, 0
         self.start = self.shown = time.perf_counter()
+        self.active = True
 
     def frame(self) -> None:
-        """A frame finished: redraw the line a few times a second."""
+        """A frame finished (images between videos are not counted): redraw the line a few
+        times a second."""
+        if not self.active:
+            return
         self.done += 1
         now = time.perf_counter()
         if self.enabled and now - self.shown >= PROGRESS_INTERVAL:
@@ -90,80 +118,6 @@ class FrameProgress:
 
     def end(self) -> None:
         """A video finished: clear the line."""
-        if self.enabled and self.done:
+        if self.enabled and self.active and self.done:
             click.echo("\r\033[K", err=True, nl=False)
-
-
-def finished_videos(jsonl: Path, paths: list[str], stride: int) -> set[str]:
-    """Videos whose every frame is recorded in the jsonl file; records of the others removed.
-
-    A video counts as finished when it has as many records as its container says it has frames
-    (every `stride`th); partly recorded ones are rewritten from their first frame on resume.
-    """
-    counts = recorded_frame_counts(jsonl)
-    done = set()
-    for path in paths:
-        recorded = counts.get(printable_path(path), 0)
-        if recorded and recorded == expected_frames(path, stride):
-            done.add(path)
-    partial = {printable_path(p) for p in paths if p not in done and counts.get(printable_path(p))}
-    if partial:
-        drop_records(jsonl, partial)
-    return done
-
-
-def recorded_frame_counts(jsonl: Path) -> dict[str, int]:
-    """How many frame records each source has in a jsonl file."""
-    counts: dict[str, int] = {}
-    if not jsonl.is_file():
-        return counts
-    for record in _records(jsonl.read_bytes()):
-        if isinstance(record, dict) and "frame" in record and "image" in record:
-            counts[record["image"]] = counts.get(record["image"], 0) + 1
-    return counts
-
-
-def expected_frames(path: str, stride: int) -> int:
-    """Frames a full run over a video gives: its container's count / stride (0 if unknown)."""
-    try:
-        source = VideoSource(path)
-    except VideoError:
-        return 0
-    try:
-        return -(-source.frame_count // stride)
-    finally:
-        source.close()
-
-
-def drop_records(jsonl: Path, images: set[str]) -> None:
-    """Rewrite a jsonl file in place (it is open for appending) without these sources' records."""
-    with open(jsonl, "r+b") as f:
-        kept = [line for line in f.readlines() if _record_image(line) not in images]
-        f.seek(0)
-        f.writelines(kept)
-        f.truncate()
-
-
-def video_items(paths: list[str]) -> list[str]:
-    """The sources among paths that are read as videos."""
-    return [p for p in paths if is_video_source(p)]
-
-
-def _records(data: bytes) -> list:
-    """Parsed jsonl lines, skipping any that are not JSON."""
-    out = []
-    for line in data.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def _record_image(line: bytes) -> str | None:
-    """The image/source a jsonl line is about."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record.get("image") if isinstance(record, dict) else None
+        self.active = False

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,27 +13,22 @@ import numpy as np
 from .. import files, images, pipeline, video
 from ..draw import draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
+from ..estimator import PoseEstimator
 from ..keypoints import KeypointSpec
 from ..pipeline import FrameResult, StreamOptions, VideoStart, is_video_source
 from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, make_writer
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
-from .frames import (
-    AnnotatedVideos,
-    FrameProgress,
-    annotated_video_path,
-    finished_videos,
-    video_items,
-)
+from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
 from .options import apply_options, build_estimator, conf_option, model_options, pipeline_options
+from .resume import finished_items
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
                   ".txt": "text"}  # fmt: skip
-SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
-MEDIA_SUFFIXES = IMAGE_EXTENSIONS | {".gif", ".avif", ".heic", ".mp4", ".avi", ".mov", ".mkv",
-                                     ".webm", ".m4v", ".mpg", ".mpeg"}  # fmt: skip
+StageFactory = Callable[[PoseEstimator], Stage]
+MEDIA_SUFFIXES = IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS | {".gif", ".avif", ".heic"}
 
 
 def run_options(formats: tuple[str, ...]):
@@ -87,11 +78,12 @@ def infer(**params) -> int:
 
 
 def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame,
-                timeout, recursive, quiet, shard, skip_existing, stage: Stage | None = None,
+                timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None,
                 **options) -> int:  # fmt: skip
     """The run behind infer and track: expand the sources, check the outputs, run every item
-    through the pipeline (and `stage`, which may replace each frame's poses), write, summarise.
+    through the pipeline (and the `stage` made for the estimator, which may replace each frame's
+    poses), write, summarise.
 
     `check_items` may refuse the expanded items (a usage error) before any output is touched.
     """
@@ -110,7 +102,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
         error(f"{printable_path(path)}: {reason}")
     for path, reason in inputs.warnings:
         warning(f"{printable_path(path)}: {reason}", quiet)
-    items = unique_names(inputs.items)
+    items = unique_names(inputs.items, lambda i: annotated_copy(Path(), i.name, i.path).name)
     if shard_index:
         items = select_shard(items, *shard_index)
     if fmt == "coco":
@@ -118,18 +110,28 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     if check_items is not None:
         check_items(items)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
+    if save_dir is not None:
+        files.check_folder_writable(save_dir)
     writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing,
                          tracked=stage is not None)  # fmt: skip
     writer.sink.open()
-    if save_dir is not None:
-        files.check_folder_writable(save_dir)
     skipped = 0
-    if skip_existing:
-        done = finished_images(jsonl_file, save_dir, items, vid_stride)
-        skipped, items = len(done), [i for i in items if i.path not in done]
+    try:
+        if skip_existing:
+            done, blocked = finished_items(jsonl_file, save_dir, items, vid_stride, writer.sink,
+                                           timeout)  # fmt: skip
+            for path, reason in blocked.items():
+                error(f"{printable_path(path)}: {reason}")
+                inputs.errors.append((path, reason))
+            skipped = len(done)
+            items = [i for i in items if i.path not in done and i.path not in blocked]
+    except BaseException:
+        writer.sink.abort()
+        raise
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            timeout=timeout)  # fmt: skip
-    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage)
+    stage_for_run = stage(estimator) if stage is not None else None
+    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run)
     stats.failed += len(inputs.errors)
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
@@ -200,8 +202,7 @@ class Stats:
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
-              stream: StreamOptions | None = None,
-              stage: Stage | None = None) -> Stats:  # fmt: skip
+              stream: StreamOptions, stage: Stage | None = None) -> Stats:  # fmt: skip
     """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe.
 
     Each video's frames come in order between its VideoStart and SourceEnd: the place for
@@ -214,8 +215,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     copies = AnnotatedImages(save_dir, names, kpt_conf, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip
     workers = estimator.worker_count(None)
-    events = pipeline.run(estimator, [i.path for i in items], stream or StreamOptions(), workers,
-                          copies.hook)  # fmt: skip
+    events = pipeline.run(estimator, [i.path for i in items], stream, workers, copies.hook)
     if stage is not None:
         events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
@@ -227,20 +227,16 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
         for event in with_progress(events, len(images_only), no_bar):
             handle_event(event, writer, stats, videos, progress)
             if isinstance(event, FrameResult):
-                failure = copies.finish(event.result)
-                if failure:
-                    stats.unsaved += 1
-                    error(failure)
+                report_unsaved(stats, copies.finish(event.result))
         writer.close()
-    except (KeyboardInterrupt, Interrupted):
+    except BaseException as exc:  # a closed pipe or a bug too: no partial file under a final name
+        progress.end()
         videos.abort()
         writer.sink.abort()
-        info(stats.summary() + ", interrupted", quiet)
-        raise
-    except OutputError:
-        videos.abort()
-        writer.sink.abort()
-        info(stats.summary() + ", stopped: the output cannot be written", quiet)
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+            info(stats.summary() + ", interrupted", quiet)
+        elif isinstance(exc, OutputError):
+            info(stats.summary() + ", stopped: the output cannot be written", quiet)
         raise
     return stats
 
@@ -280,32 +276,35 @@ class AnnotatedImages:
     def _save(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> str | None:
         """Write one annotated copy; the error line if that fails."""
         assert self.save_dir is not None
-        return save_annotated(annotated_copy(self.save_dir, self.names[path]), bgr, poses,
+        return save_annotated(annotated_copy(self.save_dir, self.names[path], path), bgr, poses,
                               self.kpt_conf, self.spec)  # fmt: skip
 
 
 def handle_event(event: pipeline.Event, writer, stats: Stats, videos: AnnotatedVideos,
                  progress: FrameProgress) -> None:  # fmt: skip
     """Write a frame's or image's result, open or close a video's outputs, report failures."""
-    try:
-        if isinstance(event, VideoStart):
-            stats.live = stats.live or event.live
-            progress.begin(event)
-            videos.start(event)
-        elif isinstance(event, FrameResult):
-            handle_result(event.result, writer, stats)
-            progress.frame()
-            videos.add(event)
-        else:
-            progress.end()
-            stats.dropped += event.dropped
-            videos.finish(event)
-            if event.error:
-                raise ImageError(event.error)
-    except ImageError as exc:
-        stats.failed += 1
-        path = event.path if not isinstance(event, FrameResult) else event.result.path
-        error(f"{printable_path(path)}: {exc}")
+    if isinstance(event, VideoStart):
+        stats.live = stats.live or event.live
+        progress.begin(event)
+        report_unsaved(stats, videos.start(event))
+    elif isinstance(event, FrameResult):
+        handle_result(event.result, writer, stats)
+        progress.frame()
+        videos.add(event)
+    else:
+        progress.end()
+        stats.dropped += event.dropped
+        if event.error:
+            stats.failed += 1
+            error(f"{printable_path(event.path)}: {event.error}")
+        report_unsaved(stats, videos.finish(event))
+
+
+def report_unsaved(stats: Stats, failure: str | None) -> None:
+    """Count and report an annotated copy that could not be written."""
+    if failure:
+        stats.unsaved += 1
+        error(failure)
 
 
 def refuse_videos_for_coco(items: list[Item], errors: list[tuple[str, str]]) -> list[Item]:
@@ -336,7 +335,7 @@ def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float,
     try:
         images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf, spec))
     except (ImageError, OutputError) as exc:
-        return f"{exc} (annotated copy not saved; the results are written)"
+        return not_saved(exc)
     return None
 
 
@@ -360,76 +359,3 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not 0 <= index < count:
         raise click.BadParameter(f"I must be in 0..{count - 1}, not {index}", param_hint="--shard")
     return index, count
-
-
-def finished_images(
-    jsonl: Path | None, save_dir: Path | None, items: list[Item], stride: int = 1
-) -> set[str]:
-    """Paths already done: recorded in the jsonl file and/or saved in save_dir (both if both).
-
-    A video is done when all its frames are recorded and/or its annotated copy exists.
-    """
-    done = {i.path for i in items}
-    if jsonl is not None:
-        videos = set(video_items([i.path for i in items]))
-        images_done = recorded_files(jsonl, [i for i in items if i.path not in videos])
-        done &= images_done | finished_videos(jsonl, sorted(videos), stride)
-    if save_dir is not None:
-        done = {
-            i.path
-            for i in items
-            if i.path in done and annotated_copy(save_dir, i.name, i.path).is_file()
-        }
-    return done
-
-
-def annotated_copy(save_dir: Path, name: str, path: str = "") -> Path:
-    """Where the annotated copy goes: an image's name, as .jpg if OpenCV can't write it; a
-    video's as .mp4."""
-    if path and is_video_source(path):
-        return annotated_video_path(save_dir, name)
-    dest = save_dir / name
-    return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
-
-
-def recorded_files(jsonl: Path, items: list[Item]) -> set[str]:
-    """The items whose file a jsonl record names, compared by device and inode, not by text.
-
-    So `photos/a.jpg` and `/data/photos/a.jpg` are one file (relative records are taken from
-    the current folder). A record's text names two files when a name with a non-UTF-8 byte,
-    printed as \\xNN, sits beside a file literally named so: both count as done once that
-    text has been recorded twice.
-    """
-    done: set[tuple[int, int]] = set()
-    for text, count in Counter(recorded_images(jsonl)).items():
-        ids = {f for f in map(files.identity, spellings(text)) if f is not None}
-        if count >= len(ids):
-            done |= ids
-    return {i.path for i in items if files.identity(i.path) in done}
-
-
-def spellings(text: str) -> set[str]:
-    """The paths a record's text can stand for: itself, and with each \\xNN read as a byte."""
-    raw = re.sub(
-        rb"\\x([0-9a-f]{2})",
-        lambda m: bytes([int(m[1], 16)]),
-        text.encode("utf-8", "surrogatepass"),
-    )
-    return {text, os.fsdecode(raw)}
-
-
-def recorded_images(jsonl: Path) -> list[str]:
-    """Image paths in a jsonl results file (its torn last line was cut off when it was opened)."""
-    if not jsonl.is_file():
-        return []
-    data = jsonl.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    recorded = []
-    for line in complete.decode("utf-8", "replace").splitlines():
-        try:
-            image = json.loads(line)["image"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        if isinstance(image, str):
-            recorded.append(image)
-    return recorded

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import click
 
 from ..errors import PoseCliError
+from ..estimator import PoseEstimator
 from ..pipeline import is_video_source
 from ..pose import printable_path
 from ..smoothing import BETA, MIN_CUTOFF, KeypointSmoother
@@ -14,7 +16,7 @@ from ..sources import Item
 from ..tracker import TrackerSettings
 from ..tracking import DEFAULT_FPS, TrackOptions, track_events
 from ..writers import TRACK_FORMATS
-from .infer import run_options, run_sources
+from .infer import Stage, run_options, run_sources
 from .options import apply_options, model_options, pipeline_options
 
 DEFAULTS = TrackerSettings()
@@ -85,7 +87,13 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     if params["conf"] is None:
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
-    return run_sources(**params, stage=partial(track_events, options=options), check_items=check)
+    return run_sources(**params, stage=partial(tracking_stage, options), check_items=check)
+
+
+def tracking_stage(options: TrackOptions, estimator: PoseEstimator) -> Stage:
+    """Tracking of the pipeline's events, with the OKS sigmas of the model's keypoint spec."""
+    sigmas = estimator.keypoint_spec.oks_sigmas()
+    return partial(track_events, options=replace(options, sigmas=sigmas))
 
 
 def check_mot_items(items: list[Item], sequence: bool) -> None:

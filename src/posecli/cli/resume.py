@@ -1,0 +1,141 @@
+"""`--skip-existing`: which sources a previous run finished, from its jsonl file and saved copies.
+
+Sources are matched to records by the file's device and inode, not by the text of the path, so
+`photos/a.jpg` and `/data/photos/a.jpg` are one file (relative records are taken from the
+current folder). URLs and cameras are matched by their text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+from .. import files, video
+from ..pipeline import is_video_source
+from ..pose import printable_path
+from ..sources import Item
+from ..video import VideoError
+from ..writers import Sink
+from .frames import annotated_copy
+
+
+def finished_items(
+    jsonl: Path | None, save_dir: Path | None, items: list[Item], stride: int, sink: Sink,
+    timeout: float,
+) -> tuple[set[str], dict[str, str]]:  # fmt: skip
+    """Paths already done (recorded in the jsonl file and/or saved in save_dir, both if both),
+    and the partly recorded videos that cannot be redone now, with the reason."""
+    done = {i.path for i in items}
+    blocked: dict[str, str] = {}
+    if jsonl is not None:
+        records = list(recorded_sources(jsonl))
+        videos = [i.path for i in items if is_video_source(i.path)]
+        images = [i for i in items if i.path not in set(videos)]
+        finished, blocked = finished_videos(records, videos, stride, sink, timeout)
+        done &= recorded_files(records, images) | finished
+    if save_dir is not None:
+        saved = {i.path for i in items if annotated_copy(save_dir, i.name, i.path).is_file()}
+        done &= saved
+    return done, blocked
+
+
+def recorded_files(records: list[tuple[str, bool]], items: list[Item]) -> set[str]:
+    """The image items that a record names. A record's text names two files when a name with
+    a non-UTF-8 byte, printed as \\xNN, sits beside a file literally named so: both count as
+    done once that text has been recorded twice."""
+    done: set[tuple[int, int]] = set()
+    for text, count in Counter(text for text, frame in records if not frame).items():
+        ids = {f for f in map(files.identity, spellings(text)) if f is not None}
+        if count >= len(ids):
+            done |= ids
+    return {i.path for i in items if files.identity(i.path) in done}
+
+
+def finished_videos(
+    records: list[tuple[str, bool]], paths: list[str], stride: int, sink: Sink, timeout: float
+) -> tuple[set[str], dict[str, str]]:
+    """Videos with as many frame records as their container says they have frames (every
+    `stride`th), and those partly recorded that cannot be redone now, with the reason.
+
+    The records of a partly recorded video are removed so that it is redone from its first
+    frame; that needs the jsonl file to itself for a moment, so not while another run (a shard
+    with --append) is writing it. Cameras and streams are never finished.
+    """
+    counts = Counter(source_key(text) for text, frame in records if frame)
+    done = {p for p in paths if counts[source_key(p)] and
+            counts[source_key(p)] == expected_frames(p, stride, timeout)}  # fmt: skip
+    partial = {source_key(p) for p in paths if p not in done and counts[source_key(p)]}
+    if not partial or sink.drop_lines(lambda line: _line_key(line) in partial):
+        return done, {}
+    reason = (f"partly recorded in {printable_path(str(sink.path))}, which another run is writing: "
+              "not redone (run --skip-existing again when it has finished)")  # fmt: skip
+    return done, {p: reason for p in paths if source_key(p) in partial}
+
+
+def expected_frames(path: str, stride: int, timeout: float) -> int:
+    """Frames a full run over a video file gives: its container's count / stride (0 if unknown,
+    and for cameras and streams)."""
+    if video.camera_device(path) or video.is_url(path):
+        return 0
+    try:
+        source = video.open_source(path, timeout)
+    except VideoError:
+        return 0
+    try:
+        return 0 if source.live else -(-source.frame_count // stride)
+    finally:
+        source.close()
+
+
+@cache
+def source_key(text: str) -> object:
+    """What a path or a record's text stands for: the file's (device, inode), else the text."""
+    if not (video.is_url(text) or video.camera_device(text)):
+        for spelling in sorted(spellings(text)):
+            file_id = files.identity(spelling)
+            if file_id is not None:
+                return file_id
+    return text
+
+
+def spellings(text: str) -> set[str]:
+    """The paths a record's text can stand for: itself, and with each \\xNN read as a byte."""
+    raw = re.sub(
+        rb"\\x([0-9a-f]{2})",
+        lambda m: bytes([int(m[1], 16)]),
+        text.encode("utf-8", "surrogatepass"),
+    )
+    return {text, os.fsdecode(raw)}
+
+
+def recorded_sources(jsonl: Path) -> Iterator[tuple[str, bool]]:
+    """(source, is a video frame) of each complete record in a jsonl results file."""
+    if not jsonl.is_file():
+        return
+    data = jsonl.read_bytes()
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
+        record = _record(line)
+        if record is not None and isinstance(record.get("image"), str):
+            yield record["image"], "frame" in record
+
+
+def _line_key(line: bytes) -> object:
+    """The source_key of a jsonl line's frame record, else None."""
+    record = _record(line)
+    if record is None or "frame" not in record or not isinstance(record.get("image"), str):
+        return None
+    return source_key(record["image"])
+
+
+def _record(line: bytes) -> dict | None:
+    """A jsonl line's record, or None when it is not a JSON object."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
