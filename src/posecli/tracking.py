@@ -42,7 +42,7 @@ def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Eve
     ones count) gets `frame` i and `time` i / fps; otherwise each image is tracked alone.
     """
     videos: dict[str, PoseTracker] = {}
-    sequence = ImageSequence(options, options.sequence_fps) if options.sequence_fps else None
+    sequence = ImageSequence(options) if options.sequence_fps else None
     for event in events:
         if isinstance(event, VideoStart):
             videos[event.path] = options.new_tracker(float(event.fps))
@@ -58,11 +58,13 @@ def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Eve
 
 
 class ImageSequence:
-    """Images tracked as the frames of one video, in the order they come, at `fps`."""
+    """Images tracked as the frames of one video, in the order they come, at the options'
+    `sequence_fps`."""
 
-    def __init__(self, options: TrackOptions, fps: float):
-        self.tracker = options.new_tracker(fps)
-        self.fps = fps
+    def __init__(self, options: TrackOptions):
+        assert options.sequence_fps is not None
+        self.fps = options.sequence_fps
+        self.tracker = options.new_tracker(self.fps)
         self.index = 0
 
     def track(self, event: FrameResult) -> FrameResult:

@@ -43,7 +43,7 @@ def run_options(formats: tuple[str, ...]):
         click.option("--append", is_flag=True, help="Add to the jsonl -o file instead of "
                      "starting it afresh (for shards sharing a file)."),
         click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="Save annotated images here."),
+                     default=None, help="Save annotated copies of images and videos here."),
         click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Keypoints below this confidence are not drawn."),
         click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True,
@@ -58,7 +58,8 @@ def run_options(formats: tuple[str, ...]):
         click.option("--shard", default=None, metavar="I/N",
                      help="Process only shard I (0-based) of N: a stable split by path."),
         click.option("--skip-existing", is_flag=True,
-                     help="Skip images already in --save-dir or in the jsonl -o file."),
+                     help="Skip images and videos already in --save-dir or in the jsonl -o "
+                          "file."),
     ], func)  # fmt: skip
 
 
@@ -131,8 +132,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
-    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run)
-    stats.failed += len(inputs.errors)
+    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
+                      failed=len(inputs.errors))  # fmt: skip
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
         if shard_index and inputs.items:
@@ -202,15 +203,18 @@ class Stats:
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
-              stream: StreamOptions, stage: Stage | None = None) -> Stats:  # fmt: skip
+              stream: StreamOptions, stage: Stage | None = None,
+              failed: int = 0) -> Stats:  # fmt: skip
     """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe.
 
     Each video's frames come in order between its VideoStart and SourceEnd: the place for
     per-video state (its annotated copy). `stage` maps the events before they are written, so
     annotated images are then drawn from its poses, in order, rather than in the workers. The
-    progress bar is left out when results are printed on the same terminal.
+    progress bar is left out when results are printed on the same terminal. `failed` counts the
+    sources that failed before the run (they are in every summary).
     """
     stats = Stats()
+    stats.failed = failed
     names = {i.path: i.name for i in items}
     copies = AnnotatedImages(save_dir, names, kpt_conf, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip

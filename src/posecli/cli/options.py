@@ -1,4 +1,4 @@
-"""Click options shared by infer, eval and bench, and the estimator they describe."""
+"""Click options shared by infer, track, eval and bench, and the estimator they describe."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ kpt_spec_option = click.option(
 
 
 def pipeline_options(func):
-    """Thresholds and runtime options shared by infer, eval and bench."""
+    """Thresholds and runtime options shared by infer, track, eval and bench."""
     return apply_options([
         click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True,
                      help="NMS IoU threshold."),
