@@ -515,3 +515,16 @@ def test_results_named_like_any_video_need_a_format(tmp_path):
     proc = run_cli("infer", BUS, "-o", tmp_path / "out.flv")
     assert proc.returncode == 2 and "has an image or video suffix" in proc.stderr.decode()
     assert not (tmp_path / "out.flv").exists()
+
+
+@pytest.mark.parametrize("command", [["list"], ["info", "yolov8n-pose-256"]])
+def test_models_output_on_a_full_device_is_one_line(command):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "wb") as stdout:
+        proc = subprocess.run(posecli("models", *command), stdout=stdout,
+                              stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    assert proc.returncode == EXIT_OUTPUT
+    assert error_lines(proc) == [
+        "posecli: error: standard output: cannot write: no space left on device"
+    ]

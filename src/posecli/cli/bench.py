@@ -46,7 +46,7 @@ def bench(images_dir, count, video_path, as_json, **options) -> int:
     estimator = build_estimator(**options)
     if video_path is not None:
         video_report = bench_module.run_video(estimator, video_path)
-        click.echo(json.dumps(video_report.to_dict()) if as_json else video_report.table())
+        echo(json.dumps(video_report.to_dict()) if as_json else video_report.table())
         return EXIT_OK
     images_found = None
     if images_dir is not None:

@@ -8,7 +8,7 @@ import click
 
 from .. import keypoints, models
 from ..runtime import PoseModel
-from .common import EXIT_OK
+from .common import EXIT_OK, echo
 from .options import kpt_spec_option
 
 
@@ -21,12 +21,12 @@ def models_group() -> None:
 def models_list() -> int:
     """Known models: name, input size, quantization and whether a copy is installed."""
     default, specs = models.load_manifest()
-    click.echo(f"{'name':<22}{'input':>6}  {'quant':<12}{'card AP50':>10}  location")
+    echo(f"{'name':<22}{'input':>6}  {'quant':<12}{'card AP50':>10}  location")
     for spec in specs.values():
         path = models.find_file(spec)
         ap = f"{spec.card_ap50:.2f}" if spec.card_ap50 else "-"
         mark = "*" if spec.name == default else " "
-        click.echo(f"{spec.name + mark:<22}{spec.input_size:>6}  {spec.quantization:<12}"
+        echo(f"{spec.name + mark:<22}{spec.input_size:>6}  {spec.quantization:<12}"
                    f"{ap:>10}  {path or 'not installed'}")  # fmt: skip
     return EXIT_OK
 
@@ -54,7 +54,7 @@ def models_pull(names, source, dest) -> int:
         raise click.BadParameter(f"unknown model {', '.join(unknown)}; known: {', '.join(specs)}")
     for name in names or specs:
         path = models.pull(specs[name], source, dest)
-        click.echo(f"{name}: {path}")
+        echo(f"{name}: {path}")
     return EXIT_OK
 
 
@@ -66,16 +66,14 @@ def models_info(model: str, kpt_spec: str | None) -> int:
     path, spec = models.resolve(model)
     loaded = PoseModel(path, threads=1)
     kpt, dims = keypoints.for_model(path, loaded.output_rows, kpt_spec)
-    click.echo(f"model: {spec.name if spec else path.name}\nfile: {path}")
+    echo(f"model: {spec.name if spec else path.name}\nfile: {path}")
     for role, t in loaded.info().items():
-        click.echo(
-            f"{role}: shape {list(t.shape)} {t.dtype} scale {t.scale:.6g} zero {t.zero_point}"
-        )
-    click.echo(f"quantization: {loaded.quantization()}")
+        echo(f"{role}: shape {list(t.shape)} {t.dtype} scale {t.scale:.6g} zero {t.zero_point}")
+    echo(f"quantization: {loaded.quantization()}")
     width, height = loaded.input_size
     values = "x, y, visibility" if dims == 3 else "x, y; confidence reported as 1.0"
-    click.echo(f"input size: {height} x {width} (N x M: height x width)")
-    click.echo(f"keypoints: K = {kpt.count}, D = {dims} ({values})")
-    click.echo(f"keypoint spec: {kpt.describe()}")
-    click.echo(f"keypoint names: {', '.join(kpt.names)}")
+    echo(f"input size: {height} x {width} (N x M: height x width)")
+    echo(f"keypoints: K = {kpt.count}, D = {dims} ({values})")
+    echo(f"keypoint spec: {kpt.describe()}")
+    echo(f"keypoint names: {', '.join(kpt.names)}")
     return EXIT_OK
