@@ -528,3 +528,16 @@ def test_models_output_on_a_full_device_is_one_line(command):
     assert error_lines(proc) == [
         "posecli: error: standard output: cannot write: no space left on device"
     ]
+
+
+def test_results_where_an_annotated_copy_goes_are_refused(tmp_path):
+    shutil.copy(BUS, tmp_path / "bus.jpg")
+    saved = tmp_path / "saved"
+    out = saved / "bus.jpg"
+    proc = run_cli("infer", tmp_path / "bus.jpg", "--save-dir", saved, "-o", out, "-f", "jsonl")
+    assert proc.returncode == 2
+    assert error_lines(proc) == [
+        f"posecli: error: {out}: --save-dir would write the annotated copy of "
+        f"{tmp_path / 'bus.jpg'} over the -o results file; nothing was done"
+    ]
+    assert not saved.exists()

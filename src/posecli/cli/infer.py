@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -170,6 +171,12 @@ def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list
         clash = input_ids.get(files.identity(dest) or (-1, -1))
         if clash is not None:
             raise PoseCliError(f"{printable_path(clash)}: {what} over this input; nothing was done")
+    if output is not None and save_dir is not None:
+        results = os.path.realpath(output)
+        for dest, what in destinations[1:]:
+            if os.path.realpath(dest) == results:
+                raise PoseCliError(f"{printable_path(str(output))}: {what} over the -o results "
+                                   "file; nothing was done")  # fmt: skip
 
 
 class Stats:
