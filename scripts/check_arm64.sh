@@ -25,7 +25,8 @@ COCO_PHOTOS=${COCO_PHOTOS:-30}
 SUITE=bookworm  # glibc 2.36 and Python 3.11: what tflite-runtime 2.14's wheels need
 X86_VENV=$REPO/.venv
 X86_TFLITE_VENV=$ROOT.x86-tflite
-TFLITE_PACKAGES=(tflite-runtime==2.14.0 "numpy<2" opencv-python-headless pillow click pycocotools)
+TFLITE_PACKAGES=(tflite-runtime==2.14.0 "numpy<2" opencv-python-headless pillow click pycocotools
+                 pyyaml scipy "av>=17")
 WORK=/check  # inside the root: inputs, models, the posecli wheel and outputs
 # (--model, --resize) runs; every image goes through each.
 RUNS=("yolov8n-pose-256 letterbox" "yolov8n-pose-192 stretch" "yolov8n-pose-320 letterbox")
