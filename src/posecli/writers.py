@@ -318,27 +318,23 @@ class CsvWriter(Writer):
     """One row per person: image, frame and time (empty for images), person index, score, box
     and K x (x, y, conf)."""
 
+    tracked = False
+
     def header(self) -> str:
-        return _csv_text([csv_columns(self.keypoint_names)])
+        return _csv_text([csv_columns(self.keypoint_names, self.tracked)])
 
     def records(self, result: ImageResult) -> list[str]:
         record = result.to_dict()
         where = [record["image"], record.get("frame", ""), record.get("time", "")]
-        return [_csv_text([[*where, i, *_flat_pose(p)]]) for i, p in enumerate(result.poses)]
+        rows = [[*where, i, *([p.track_id] if self.tracked else []), *_flat_pose(p)]
+                for i, p in enumerate(result.poses)]  # fmt: skip
+        return [_csv_text([row]) for row in rows]
 
 
 class TrackedCsvWriter(CsvWriter):
     """CSV with each person's track ID after their index."""
 
-    def header(self) -> str:
-        return _csv_text([csv_columns(self.keypoint_names, tracked=True)])
-
-    def records(self, result: ImageResult) -> list[str]:
-        record = result.to_dict()
-        where = [record["image"], record.get("frame", ""), record.get("time", "")]
-        return [
-            _csv_text([[*where, i, p.track_id, *_flat_pose(p)]]) for i, p in enumerate(result.poses)
-        ]
+    tracked = True
 
 
 class MotWriter(Writer):
