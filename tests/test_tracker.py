@@ -263,3 +263,29 @@ def test_ids_are_stable_on_real_detections_of_a_panning_camera(estimator):
         near = [k for k, (_, c, _) in enumerate(seen) if np.linalg.norm(c - centre) < 50]
         assert len({seen[k][0] for k in near}) >= 0.9 * len(frames)
         assert {ids[k] for k in near} == {first_id}
+
+
+def upper_body(whole: Pose, score: float) -> Pose:
+    """A second, upper-body box on the same person (box IoU 0.6 with the whole one)."""
+    box = whole.box.copy()
+    box[3] = box[1] + 0.6 * (box[3] - box[1])
+    return Pose(score, box, whole.keypoints)
+
+
+@pytest.mark.parametrize(("duplicate", "ids"), [(0.5, 1), (1.0, 2)])
+def test_a_second_box_on_a_tracked_person_starts_no_track(duplicate, ids):
+    """NMS can leave an upper-body box beside a whole-body one; two tracks on one person would
+    take turns on them. With the rule off, the second box becomes a second person."""
+    frames = []
+    for f in range(20):
+        whole = person(0, 200 + 2.0 * f)
+        frames.append([whole, upper_body(whole, 0.6)] if f >= 5 else [whole])
+    out = run(PoseTracker(TrackerSettings(duplicate=duplicate)), frames)
+    assert {p.track_id for frame in out for p in frame} == set(range(1, ids + 1))
+    assert all(id_near(frame, 200 + 2.0 * f) == 1 for f, frame in enumerate(out))
+
+
+def test_a_newcomer_beside_a_tracked_person_gets_a_track():
+    frames = [[person(0, 200)] + ([person(1, 290)] if f >= 5 else []) for f in range(20)]
+    out = run(PoseTracker(), frames)
+    assert ids_of(out[-1]) == [1, 2]

@@ -29,12 +29,15 @@ class TrackerSettings:
     keypoint_weight: float = 0.3  # similarity = (1 - w) box IoU + w OKS of the keypoints
     keypoint_scale: float = 1.0  # OKS sigmas times this (1: COCO's)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
+    duplicate: float = 0.5  # no new track on a detection at this box IoU with a matched one
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 1 or not 0 <= self.new_track <= 1:
             raise ValueError("thresholds must satisfy 0 <= low <= high <= 1, new_track in 0..1")
         if self.buffer < 0 or not 0 <= self.match <= 1 or not 0 <= self.keypoint_weight <= 1:
             raise ValueError("buffer must be >= 0, match and keypoint_weight in 0..1")
+        if not 0 < self.duplicate <= 1:
+            raise ValueError("duplicate must be in (0, 1]")
         if self.keypoint_scale <= 0:
             raise ValueError("keypoint_scale must be positive")
 
@@ -252,11 +255,23 @@ class PoseTracker:
             fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
             rows, cols = match(fused, UNCONFIRMED_MATCH)
             track_of[high[cols]] = unconfirmed[rows]
-        fresh = high[(track_of[high] < 0) & (scores[high] >= s.new_track)]
+        fresh = self._not_duplicates(high[(track_of[high] < 0) & (scores[high] >= s.new_track)],
+                                     np.nonzero(track_of >= 0)[0], boxes)  # fmt: skip
         owner = np.zeros(len(scores), dtype=np.int64)
         owner[track_of >= 0] = self._correct(track_of, boxes, kpts, now)
         owner[fresh] = self._start(fresh, boxes, kpts, now, confirm=first)
         return owner
+
+    def _not_duplicates(
+        self, fresh: np.ndarray, taken: np.ndarray, boxes: np.ndarray
+    ) -> np.ndarray:
+        """The unmatched detections that may start tracks: not a second box on a person matched
+        in this frame (box IoU >= `duplicate`, such as an upper-body box NMS left beside a
+        whole-body one), which would make two tracks that take turns on one person."""
+        if not len(fresh) or not len(taken):
+            return fresh
+        overlap = box_iou_matrix(boxes[fresh], boxes[taken]).max(axis=1)
+        return fresh[overlap < self.settings.duplicate]
 
     def _similarity(
         self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, kpts: np.ndarray

@@ -40,6 +40,10 @@ def tracker_options(func):
         click.option("--keypoint-weight", type=unit, default=DEFAULTS.keypoint_weight,
                      show_default=True, help="Weight of keypoint similarity (OKS) against "
                                              "box IoU in the matching."),
+        click.option("--duplicate-iou", type=click.FloatRange(0, 1, min_open=True),
+                     default=DEFAULTS.duplicate, show_default=True,
+                     help="A detection at this box IoU with a person matched in the frame "
+                          "starts no track (1: off)."),
         click.option("--box-only", is_flag=True,
                      help="Match by box IoU only (ByteTrack's association, no keypoints)."),
         click.option("--smooth", is_flag=True,
@@ -67,8 +71,9 @@ def tracker_options(func):
                    "stage needs].")  # fmt: skip
 @run_options(TRACK_FORMATS)
 @tracker_options
-def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight, box_only,
-          smooth, smooth_beta, smooth_min_cutoff, sequence, fps, **params) -> int:  # fmt: skip
+def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight,
+          duplicate_iou, box_only, smooth, smooth_beta, smooth_min_cutoff, sequence, fps,
+          **params) -> int:  # fmt: skip
     """Find people in videos and give each a stable ID across frames.
 
     SOURCES are as for `posecli infer`. Each video, camera or stream is tracked on its own; every
@@ -81,6 +86,7 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     settings = TrackerSettings(
         high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
         match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
+        duplicate=duplicate_iou,
     )  # fmt: skip
     smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
     options = TrackOptions(settings, smoother, fps if sequence else None)
