@@ -31,6 +31,7 @@ from scipy.optimize import linear_sum_assignment
 
 from posecli import PoseEstimator
 from posecli.evaluate import score as coco_score
+from posecli.keypoints import COCO17
 from posecli.mot import MotAccumulator, MotCounts, iou_distances
 from posecli.pose import Pose
 from posecli.smoothing import KeypointSmoother
@@ -433,7 +434,8 @@ def keypoint_ap50(sequences: list[Sequence], outputs: list[list[list[Pose]]]) ->
     coco.dataset = {"images": images, "annotations": anns, "categories": [person]}
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
-    return coco_score(coco, dets, [i["id"] for i in images])["keypoints"]["AP50"]
+    ids = [i["id"] for i in images]
+    return coco_score(coco, dets, ids, COCO17.oks_sigmas())["keypoints"]["AP50"]
 
 
 def _annotation(ann_id, image_id, box, kpts, area, crowd: bool) -> dict:
@@ -654,8 +656,9 @@ often of the upper body, and two tracks on one person take turns and count as ID
 Box-only row: the same without keypoints and without that rule, which is ByteTrack's
 association; "posecli without keypoints" keeps the rule, so the two rows apart show what each
 adds. The duplicate IoU was chosen on the tuning set among 1 (off), 0.6, 0.5, 0.4 and 0.3
-(`--sweep`): 0.3 scored best there, by 0.8 IDF1 over 0.5, but withholds an ID longer from a
-newcomer partly hidden behind someone already tracked, so 0.5 was kept. "Detected
+(`--sweep`): 0.3 scored 0.6 IDF1 more than 0.5 there but one more ID switch, and it withholds
+an ID longer from a newcomer partly hidden behind someone already tracked, so 0.5 was kept.
+"Detected
 people" scores against the people that the model finds at all in a frame (a detection at
 score {s.low} or more at IoU 0.5); the others become ignore regions, so these two columns
 measure the association alone. "Tracking ms/frame" is the tracker's own CPU time on these videos.
