@@ -196,8 +196,7 @@ def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.n
     cpu, count = time.process_time(), 0
     try:
         for frame in source.frames():
-            height, width = frame.pixels.shape[:2]
-            rgb, _ = estimator.preprocess(LoadedImage(frame.pixels, width, height))
+            rgb, _ = estimator.preprocess(LoadedImage.whole(frame.pixels))
             count += 1
             if len(kept) < 8:
                 kept.append(rgb)

@@ -108,9 +108,7 @@ class PoseEstimator:
 
         The array is used as given; for the CLI's exact results from a file, `predict_file`.
         """
-        image_bgr = _as_bgr(image_bgr)
-        height, width = image_bgr.shape[:2]
-        return self.predict_loaded(self._model, images.LoadedImage(image_bgr, width, height))
+        return self.predict_loaded(self._model, images.LoadedImage.whole(_as_bgr(image_bgr)))
 
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
         """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced

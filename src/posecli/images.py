@@ -54,6 +54,11 @@ class LoadedImage:
     height: int
     reduction: int = 1
 
+    @classmethod
+    def whole(cls, bgr: np.ndarray) -> LoadedImage:
+        """An image already decoded at full size: its size is the array's."""
+        return cls(bgr, bgr.shape[1], bgr.shape[0])
+
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """Read a regular file of at most max_bytes, turning OS errors into one-line reasons.

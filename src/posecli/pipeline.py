@@ -222,10 +222,10 @@ def _infer_frame(
 ) -> FrameResult:
     """Run one decoded frame through the model as an image; poses in the frame's own pixels."""
     frame = task.frame
-    height, width = frame.pixels.shape[:2]
-    loaded = images.LoadedImage(frame.pixels, width, height)
+    loaded = images.LoadedImage.whole(frame.pixels)
     poses = estimator.predict_loaded(model, loaded)
-    result = ImageResult(task.path, width, height, poses, None, frame.index, frame.time)
+    result = ImageResult(task.path, loaded.width, loaded.height, poses, None, frame.index,
+                         frame.time)  # fmt: skip
     return FrameResult(result, frame.pixels if keep_image else None)
 
 

@@ -154,29 +154,27 @@ def check_output_name(output: Path | None, fmt: str | None) -> None:
 
 
 def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list[Item]) -> None:
-    """No output may replace an input of the run: compare every destination by inode."""
+    """No output may replace an input of the run (every destination compared by inode), and no
+    annotated copy may go where the -o results go."""
     input_ids: dict[tuple[int, int], str] = {}
     for item in inputs:
         file_id = files.identity(item.path)
         if file_id is not None:
             input_ids.setdefault(file_id, item.path)
-    destinations = [(output, "-o would write results")] if output is not None else []
-    if save_dir is not None:
-        destinations += [
-            (annotated_copy(save_dir, i.name, i.path),
-             f"--save-dir would write the annotated copy of {printable_path(i.path)}")
-            for i in items
-        ]  # fmt: skip
-    for dest, what in destinations:
+    copies = [] if save_dir is None else [
+        (annotated_copy(save_dir, i.name, i.path),
+         f"--save-dir would write the annotated copy of {printable_path(i.path)}")
+        for i in items
+    ]  # fmt: skip
+    results = [(output, "-o would write results")] if output is not None else []
+    for dest, what in results + copies:
         clash = input_ids.get(files.identity(dest) or (-1, -1))
         if clash is not None:
             raise PoseCliError(f"{printable_path(clash)}: {what} over this input; nothing was done")
-    if output is not None and save_dir is not None:
-        results = os.path.realpath(output)
-        for dest, what in destinations[1:]:
-            if os.path.realpath(dest) == results:
-                raise PoseCliError(f"{printable_path(str(output))}: {what} over the -o results "
-                                   "file; nothing was done")  # fmt: skip
+    for dest, what in copies if output is not None else []:
+        if os.path.realpath(dest) == os.path.realpath(output):
+            raise PoseCliError(f"{printable_path(str(output))}: {what} over the -o results "
+                               "file; nothing was done")  # fmt: skip
 
 
 class Stats:
