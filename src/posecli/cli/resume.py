@@ -34,9 +34,9 @@ def finished_items(
     blocked: dict[str, str] = {}
     if jsonl is not None:
         records = list(recorded_sources(jsonl))
-        videos = [i.path for i in items if is_video_source(i.path)]
-        images = [i for i in items if i.path not in set(videos)]
-        finished, blocked = finished_videos(records, videos, stride, sink, timeout)
+        videos = {i.path for i in items if is_video_source(i.path)}
+        images = [i for i in items if i.path not in videos]
+        finished, blocked = finished_videos(records, sorted(videos), stride, sink, timeout)
         done &= recorded_files(records, images) | finished
     if save_dir is not None:
         saved = {i.path for i in items if annotated_copy(save_dir, i.name, i.path).is_file()}
