@@ -180,6 +180,7 @@ def test_nms_matches_brute_force(n, seed, threshold, max_det):
     conf=st.floats(0, 1),
     max_det=st.integers(1, 300),
 )
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_decoder_gives_valid_poses_for_any_output(output, width, height, conf, max_det):
     """Any (56, F) output, NaN and inf included, decodes to valid poses or none."""
     scale = 192 / max(width, height)
@@ -194,6 +195,17 @@ def test_decoder_gives_valid_poses_for_any_output(output, width, height, conf, m
         assert (p.box[[1, 3]] >= 0).all() and (p.box[[1, 3]] <= height).all()
         assert (p.keypoints[:, 0] <= width).all() and (p.keypoints[:, 1] <= height).all()
         assert (p.keypoints >= 0).all() and (p.keypoints[:, 2] <= 1).all()
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_decoder_maps_infinite_keypoints_to_the_image_edge_without_a_warning(value):
+    """A keypoint at +-inf or NaN lands on the image's edge (or 0), and numpy does not warn."""
+    output = np.full((56, 756), 0.5, np.float32)
+    output[5:, 0] = value
+    poses = decode_poses(output, (192, 192), Transform(1.0, 1.0, 0.0, 0.0), (192, 192), 0.4)
+    edge = {np.inf: 192.0, -np.inf: 0.0}.get(value, 0.0)
+    assert poses and (poses[0].keypoints[:, :2] == edge).all()
 
 
 def test_decoder_on_random_model_scale_outputs_keeps_score_order():

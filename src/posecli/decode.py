@@ -9,6 +9,8 @@ from .preprocess import Transform
 
 # What a model with 2 values per keypoint (x, y) reports as each keypoint's confidence.
 NO_CONFIDENCE = 1.0
+# What an infinite keypoint value becomes: the largest float32, so scaling it cannot overflow.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -41,8 +43,10 @@ def candidates(output: np.ndarray, conf: float) -> np.ndarray:
 
 
 def keypoint_triples(values: np.ndarray, dims: int) -> np.ndarray:
-    """(N, K*D) keypoint values to (N, K, 3) x, y, conf; NaN becomes 0, D = 2 gets NO_CONFIDENCE."""
-    kpts = np.nan_to_num(values.reshape(len(values), -1, dims))
+    """(N, K*D) keypoint values to (N, K, 3) x, y, conf; NaN becomes 0 and infinity the largest
+    float32; D = 2 gets NO_CONFIDENCE."""
+    kpts = values.reshape(len(values), -1, dims)
+    kpts = np.nan_to_num(kpts, posinf=FLOAT32_MAX, neginf=-FLOAT32_MAX)
     if dims == 3:
         return kpts
     return np.concatenate((kpts, np.full((*kpts.shape[:2], 1), NO_CONFIDENCE)), axis=2)
