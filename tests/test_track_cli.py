@@ -280,6 +280,19 @@ def test_conflicting_options_are_usage_errors():
     assert proc.returncode == 2 and b"--sequence tracks all the images" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "needs"),
+    [("--fps", "25", "--sequence"), ("--smooth-beta", "5", "--smooth"),
+     ("--smooth-min-cutoff", "0.5", "--smooth")],
+)  # fmt: skip
+def test_an_option_without_the_one_it_tunes_is_a_usage_error(option, value, needs):
+    """--fps sets the rate of --sequence images (videos have their own), the --smooth-* options
+    tune --smooth: given alone they would be silently ignored."""
+    proc = run_cli("track", BUS, option, value)
+    assert proc.returncode == 2 and f"{option} applies only with {needs}".encode() in proc.stderr
+    assert not proc.stdout
+
+
 def test_tracking_matches_keypoints_with_the_model_spec_sigmas(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text("kpt_shape: [17, 3]\nsigmas: [" + ", ".join(["0.5"] * 17) + "]\n")

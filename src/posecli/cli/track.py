@@ -6,6 +6,7 @@ from dataclasses import replace
 from functools import partial
 
 import click
+from click.core import ParameterSource
 
 from ..errors import PoseCliError
 from ..estimator import PoseEstimator
@@ -20,6 +21,8 @@ from .infer import Stage, run_options, run_sources
 from .options import apply_options, model_options, pipeline_options
 
 DEFAULTS = TrackerSettings()
+# The flag that each option tunes: without it, giving the option is a usage error.
+TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smooth"}
 
 
 def tracker_options(func):
@@ -83,6 +86,7 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         raise click.UsageError(f"--track-low {track_low} is above --track-high {track_high}")
     if sequence and (params["shard"] or params["skip_existing"]):
         raise click.UsageError("--sequence tracks all the images: no --shard or --skip-existing")
+    refuse_untuned({"sequence": sequence, "smooth": smooth})
     settings = TrackerSettings(
         high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
         match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
@@ -94,6 +98,15 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
     return run_sources(**params, stage=partial(tracking_stage, options), check_items=check)
+
+
+def refuse_untuned(flags: dict[str, bool]) -> None:
+    """A usage error for an option given on the command line without the flag it tunes (off in
+    `flags`), which would otherwise be ignored without a word."""
+    context = click.get_current_context()
+    for option, flag in TUNES.items():
+        if not flags[flag] and context.get_parameter_source(option) is ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--{option.replace('_', '-')} applies only with --{flag}")
 
 
 def tracking_stage(options: TrackOptions, estimator: PoseEstimator) -> Stage:
