@@ -27,16 +27,26 @@ class Pose:
 
     def to_dict(self) -> dict:
         """Plain-JSON form: rounded floats, lists instead of arrays."""
-        kpts = self.keypoints.astype(np.float64)
-        record: dict = {} if self.track_id is None else {"id": self.track_id}
-        return {
-            **record,
-            "score": round(float(self.score), 5),
-            "box": np.round(self.box.astype(np.float64), 2).tolist(),
-            "keypoints": np.column_stack(
-                (np.round(kpts[:, :2], 2), np.round(kpts[:, 2], 5))
-            ).tolist(),
+        return pose_records([self])[0]
+
+
+def pose_records(poses: list[Pose]) -> list[dict]:
+    """The plain-JSON form of poses (of one model): "id" when tracked, score, box and keypoints,
+    rounded to 5 places (scores, confidences) or 2 (pixels), all poses' arrays at once."""
+    if not poses:
+        return []
+    boxes = np.round(np.array([p.box for p in poses], np.float64), 2).tolist()
+    kpts = np.array([p.keypoints for p in poses], np.float64)
+    kpts = np.concatenate((np.round(kpts[..., :2], 2), np.round(kpts[..., 2:], 5)), axis=2)
+    return [
+        {
+            **({} if p.track_id is None else {"id": p.track_id}),
+            "score": round(float(p.score), 5),
+            "box": box,
+            "keypoints": keypoints,
         }
+        for p, box, keypoints in zip(poses, boxes, kpts.tolist(), strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -67,5 +77,5 @@ class ImageResult:
             **video,
             "width": self.width,
             "height": self.height,
-            "poses": [p.to_dict() for p in self.poses],
+            "poses": pose_records(self.poses),
         }

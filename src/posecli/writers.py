@@ -326,8 +326,8 @@ class CsvWriter(Writer):
     def records(self, result: ImageResult) -> list[str]:
         record = result.to_dict()
         where = [record["image"], record.get("frame", ""), record.get("time", "")]
-        rows = [[*where, i, *([p.track_id] if self.tracked else []), *_flat_pose(p)]
-                for i, p in enumerate(result.poses)]  # fmt: skip
+        rows = [[*where, i, *([pose.get("id")] if self.tracked else []), *_flat_pose(pose)]
+                for i, pose in enumerate(record["poses"])]  # fmt: skip
         return [_csv_text([row]) for row in rows]
 
 
@@ -384,9 +384,8 @@ def _json(obj: dict) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def _flat_pose(pose: Pose) -> list[float]:
-    """score, x1, y1, x2, y2, then x, y, conf for each keypoint, rounded as in JSON output."""
-    record = pose.to_dict()
+def _flat_pose(record: dict) -> list[float]:
+    """A pose's JSON record as score, x1, y1, x2, y2, then x, y, conf for each keypoint."""
     return [record["score"], *record["box"], *(v for kp in record["keypoints"] for v in kp)]
 
 
