@@ -26,7 +26,7 @@ from . import images, video
 from .errors import ImageError
 from .pose import ImageResult, Pose
 from .runtime import PoseModel
-from .sources import is_image_name
+from .sources import is_video_source
 from .video import VideoError, VideoSource
 
 if TYPE_CHECKING:
@@ -90,15 +90,6 @@ class _FrameTask:
 
 Event = VideoStart | FrameResult | SourceEnd
 _Task = _ImageTask | _FrameTask | VideoStart | SourceEnd
-
-
-def is_video_source(path: str) -> bool:
-    """True for sources read as video: cameras, non-image URLs, video files by name or content."""
-    if video.camera_device(path) or video.is_url(path):
-        return not is_image_name(path.split("?")[0])
-    if is_image_name(path):
-        return False
-    return video.is_video_name(path) or video.looks_like_video(path)
 
 
 def run(

@@ -7,6 +7,7 @@ import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,11 @@ class Item:
     path: str
     name: str
 
+    @cached_property
+    def is_video(self) -> bool:
+        """Whether the item is read as video (see is_video_source), found out once."""
+        return is_video_source(self.path)
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -68,6 +74,15 @@ class Inputs:
 def is_image_name(name: str) -> bool:
     """True for file names with an image extension OpenCV reads."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_video_source(path: str) -> bool:
+    """True for sources read as video: cameras, non-image URLs, video files by name or content."""
+    if video.camera_device(path) or video.is_url(path):
+        return not is_image_name(path.split("?")[0])
+    if is_image_name(path):
+        return False
+    return video.is_video_name(path) or video.looks_like_video(path)
 
 
 def is_input_name(name: str) -> bool:

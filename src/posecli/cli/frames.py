@@ -10,8 +10,9 @@ import click
 
 from ..errors import ImageError, OutputError
 from ..keypoints import KeypointSpec
-from ..pipeline import FrameResult, SourceEnd, VideoStart, is_video_source
+from ..pipeline import FrameResult, SourceEnd, VideoStart
 from ..pose import printable_path
+from ..sources import Item
 from ..video_writer import AnnotatedVideo
 
 PROGRESS_INTERVAL = 0.25
@@ -23,12 +24,12 @@ def not_saved(exc: Exception) -> str:
     return f"{exc} (annotated copy not saved; the results are written)"
 
 
-def annotated_copy(save_dir: Path, name: str, path: str) -> Path:
-    """Where the annotated copy of the source at `path` goes: an image's name, as .jpg if
-    OpenCV can't write it; a video's as .mp4."""
-    if is_video_source(path):
-        return annotated_video_path(save_dir, name)
-    dest = save_dir / name
+def annotated_copy(save_dir: Path, item: Item) -> Path:
+    """Where the annotated copy of an item goes: an image's name, as .jpg if OpenCV can't write
+    it; a video's as .mp4."""
+    if item.is_video:
+        return annotated_video_path(save_dir, item.name)
+    dest = save_dir / item.name
     return dest if dest.suffix.lower() in SAVE_SUFFIXES else dest.with_suffix(".jpg")
 
 
@@ -41,10 +42,10 @@ class AnnotatedVideos:
     """The annotated copy of each video being processed, started, fed and finished by events."""
 
     def __init__(
-        self, save_dir: Path | None, names: dict[str, str], kpt_conf: float, spec: KeypointSpec
+        self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float, spec: KeypointSpec
     ):
         self.save_dir = save_dir
-        self.names = names
+        self.items = items
         self.kpt_conf = kpt_conf
         self.spec = spec
         self.open: dict[str, AnnotatedVideo] = {}
@@ -53,7 +54,7 @@ class AnnotatedVideos:
         """Open the copy of a video that has just started; the error line if that fails."""
         if self.save_dir is None:
             return None
-        dest = annotated_video_path(self.save_dir, self.names[event.path])
+        dest = annotated_video_path(self.save_dir, self.items[event.path].name)
         try:
             self.open[event.path] = AnnotatedVideo(
                 dest, event.width, event.height, event.fps, self.kpt_conf, self.spec

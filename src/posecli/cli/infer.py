@@ -16,10 +16,10 @@ from ..draw import draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
 from ..estimator import PoseEstimator
 from ..keypoints import KeypointSpec
-from ..pipeline import FrameResult, StreamOptions, VideoStart, is_video_source
+from ..pipeline import FrameResult, StreamOptions, VideoStart
 from ..pose import ImageResult, Pose, printable_path
-from ..sources import IMAGE_EXTENSIONS, Item, expand, select_shard, unique_names
-from ..writers import FORMATS, make_writer
+from ..sources import IMAGE_EXTENSIONS, Inputs, Item, expand, select_shard, unique_names
+from ..writers import FORMATS, Writer, make_writer
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
 from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
 from .options import apply_options, build_estimator, conf_option, model_options, pipeline_options
@@ -90,27 +90,13 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     `check_items` may refuse the expanded items (a usage error) before any output is touched.
     """
     output = None if output == Path("-") else output
-    check_output_name(output, fmt)
-    fmt = fmt or default_format(output)
+    fmt = checked_format(output, fmt, append, skip_existing, save_dir)
     jsonl_file = output if output and fmt == "jsonl" else None
-    if skip_existing and not (save_dir or jsonl_file):
-        raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
-    if append and not jsonl_file:
-        raise click.UsageError("--append needs a jsonl -o file")
     shard_index = parse_shard(shard)
     estimator = build_estimator(**options)
     inputs = expand(sources, recursive, sys.stdin.buffer if "-" in sources else None)
-    for path, reason in inputs.errors:
-        error(f"{printable_path(path)}: {reason}")
-    for path, reason in inputs.warnings:
-        warning(f"{printable_path(path)}: {reason}", quiet)
-    items = unique_names(inputs.items, lambda i: annotated_copy(Path(), i.name, i.path).name)
-    if shard_index:
-        items = select_shard(items, *shard_index)
-    if fmt == "coco":
-        items = refuse_videos_for_coco(items, inputs.errors)
-    if check_items is not None:
-        check_items(items)
+    report_inputs(inputs, quiet)
+    items = selected_items(inputs, shard_index, fmt, check_items)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
     if save_dir is not None:
         files.check_folder_writable(save_dir)
@@ -118,18 +104,9 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
                          tracked=stage is not None)  # fmt: skip
     writer.sink.open()
     skipped = 0
-    try:
-        if skip_existing:
-            done, blocked = finished_items(jsonl_file, save_dir, items, vid_stride, writer.sink,
-                                           timeout)  # fmt: skip
-            for path, reason in blocked.items():
-                error(f"{printable_path(path)}: {reason}")
-                inputs.errors.append((path, reason))
-            skipped = len(done)
-            items = [i for i in items if i.path not in done and i.path not in blocked]
-    except BaseException:
-        writer.sink.abort()
-        raise
+    if skip_existing:
+        items, skipped = unfinished_items(items, inputs, jsonl_file, save_dir, vid_stride, writer,
+                                          timeout)  # fmt: skip
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
@@ -143,6 +120,60 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
         error("no images to process")
         return EXIT_FAILED
     return EXIT_FAILED if stats.failed or stats.unsaved else EXIT_OK
+
+
+def checked_format(output: Path | None, fmt: str | None, append: bool, skip_existing: bool,
+                   save_dir: Path | None) -> str:  # fmt: skip
+    """The output format (given, or from the -o suffix), after refusing the output options that
+    do not fit together."""
+    check_output_name(output, fmt)
+    fmt = fmt or default_format(output)
+    jsonl_file = output is not None and fmt == "jsonl"
+    if skip_existing and not (save_dir or jsonl_file):
+        raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
+    if append and not jsonl_file:
+        raise click.UsageError("--append needs a jsonl -o file")
+    return fmt
+
+
+def report_inputs(inputs: Inputs, quiet: bool) -> None:
+    """One line for each source that was refused (error) or passed over (warning)."""
+    for path, reason in inputs.errors:
+        error(f"{printable_path(path)}: {reason}")
+    for path, reason in inputs.warnings:
+        warning(f"{printable_path(path)}: {reason}", quiet)
+
+
+def selected_items(inputs: Inputs, shard_index: tuple[int, int] | None, fmt: str,
+                   check_items: Callable[[list[Item]], None] | None) -> list[Item]:  # fmt: skip
+    """The items this run processes: named without clashes, this shard's, no videos for COCO
+    (each refusal is added to the inputs' errors), accepted by `check_items`."""
+    items = unique_names(inputs.items, lambda i: annotated_copy(Path(), i).name)
+    if shard_index:
+        items = select_shard(items, *shard_index)
+    if fmt == "coco":
+        items = refuse_videos_for_coco(items, inputs.errors)
+    if check_items is not None:
+        check_items(items)
+    return items
+
+
+def unfinished_items(items: list[Item], inputs: Inputs, jsonl_file: Path | None,
+                     save_dir: Path | None, vid_stride: int, writer: Writer, timeout: float
+                     ) -> tuple[list[Item], int]:  # fmt: skip
+    """--skip-existing: the items not finished by an earlier run, and how many were; a video
+    whose records cannot be rewritten gets an error line (added to the inputs' errors). The
+    writer's output is abandoned on any exception."""
+    try:
+        done, blocked = finished_items(jsonl_file, save_dir, items, vid_stride, writer.sink,
+                                       timeout)  # fmt: skip
+    except BaseException:
+        writer.sink.abort()
+        raise
+    for path, reason in blocked.items():
+        error(f"{printable_path(path)}: {reason}")
+        inputs.errors.append((path, reason))
+    return [i for i in items if i.path not in done and i.path not in blocked], len(done)
 
 
 def check_output_name(output: Path | None, fmt: str | None) -> None:
@@ -162,7 +193,7 @@ def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list
         if file_id is not None:
             input_ids.setdefault(file_id, item.path)
     copies = [] if save_dir is None else [
-        (annotated_copy(save_dir, i.name, i.path),
+        (annotated_copy(save_dir, i),
          f"--save-dir would write the annotated copy of {printable_path(i.path)}")
         for i in items
     ]  # fmt: skip
@@ -220,17 +251,17 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     """
     stats = Stats()
     stats.failed = failed
-    names = {i.path: i.name for i in items}
-    copies = AnnotatedImages(save_dir, names, kpt_conf, estimator.keypoint_spec,
+    by_path = {i.path: i for i in items}
+    copies = AnnotatedImages(save_dir, by_path, kpt_conf, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip
     workers = estimator.worker_count(None)
     events = pipeline.run(estimator, [i.path for i in items], stream, workers, copies.hook)
     if stage is not None:
         events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
-    videos = AnnotatedVideos(save_dir, names, kpt_conf, estimator.keypoint_spec)
+    videos = AnnotatedVideos(save_dir, by_path, kpt_conf, estimator.keypoint_spec)
     progress = FrameProgress(quiet or on_terminal)
-    images_only = [i for i in items if not is_video_source(i.path)]
+    images_only = [i for i in items if not i.is_video]
     no_bar = quiet or on_terminal or len(images_only) < len(items)
     try:
         for event in with_progress(events, len(images_only), no_bar):
@@ -254,9 +285,9 @@ class AnnotatedImages:
     """The annotated copies of images: drawn in the workers as they finish (`in_workers`), or
     kept there and drawn in order by `finish` with the poses that are written (tracked ones)."""
 
-    def __init__(self, save_dir: Path | None, names: dict[str, str], kpt_conf: float,
+    def __init__(self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float,
                  spec: KeypointSpec, in_workers: bool):  # fmt: skip
-        self.save_dir, self.names, self.kpt_conf, self.spec = save_dir, names, kpt_conf, spec
+        self.save_dir, self.items, self.kpt_conf, self.spec = save_dir, items, kpt_conf, spec
         self.in_workers = in_workers
         self.kept: dict[str, np.ndarray] = {}
         self.failures: dict[str, str] = {}
@@ -285,7 +316,7 @@ class AnnotatedImages:
     def _save(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> str | None:
         """Write one annotated copy; the error line if that fails."""
         assert self.save_dir is not None
-        return save_annotated(annotated_copy(self.save_dir, self.names[path], path), bgr, poses,
+        return save_annotated(annotated_copy(self.save_dir, self.items[path]), bgr, poses,
                               self.kpt_conf, self.spec)  # fmt: skip
 
 
@@ -320,10 +351,10 @@ def refuse_videos_for_coco(items: list[Item], errors: list[tuple[str, str]]) -> 
     """Videos have no COCO image_id: each is reported and left out of a coco run."""
     reason = "--format coco takes images only; use json or jsonl"
     for item in items:
-        if is_video_source(item.path):
+        if item.is_video:
             errors.append((item.path, reason))
             error(f"{printable_path(item.path)}: {reason}")
-    return [i for i in items if not is_video_source(i.path)]
+    return [i for i in items if not i.is_video]
 
 
 def handle_result(result: ImageResult, writer, stats: Stats) -> None:

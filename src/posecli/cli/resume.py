@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 
 from .. import files, video
-from ..pipeline import is_video_source
 from ..pose import printable_path
 from ..sources import Item
 from ..video import VideoError
@@ -34,12 +33,12 @@ def finished_items(
     blocked: dict[str, str] = {}
     if jsonl is not None:
         records = list(recorded_sources(jsonl))
-        videos = {i.path for i in items if is_video_source(i.path)}
+        videos = {i.path for i in items if i.is_video}
         images = [i for i in items if i.path not in videos]
         finished, blocked = finished_videos(records, sorted(videos), stride, sink, timeout)
         done &= recorded_files(records, images) | finished
     if save_dir is not None:
-        saved = {i.path for i in items if annotated_copy(save_dir, i.name, i.path).is_file()}
+        saved = {i.path for i in items if annotated_copy(save_dir, i).is_file()}
         done &= saved
     return done, blocked
 

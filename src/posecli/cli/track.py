@@ -10,7 +10,6 @@ from click.core import ParameterSource
 
 from ..errors import PoseCliError
 from ..estimator import PoseEstimator
-from ..pipeline import is_video_source
 from ..pose import printable_path
 from ..smoothing import BETA, MIN_CUTOFF, KeypointSmoother
 from ..sources import Item
@@ -118,7 +117,7 @@ def tracking_stage(options: TrackOptions, estimator: PoseEstimator) -> Stage:
 def check_mot_items(items: list[Item], sequence: bool) -> None:
     """MOT rows name no source: one video, or the images of one --sequence, per run; else an
     error naming the second source, before anything is done."""
-    videos = [i.path for i in items if is_video_source(i.path)]
+    videos = [i.path for i in items if i.is_video]
     if videos and len(items) > 1:
         raise PoseCliError(
             f"{printable_path(items[1].path)}: --format mot takes one video, camera or stream "
