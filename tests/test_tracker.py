@@ -225,6 +225,21 @@ def test_mot_scores_on_boxes():
     assert (s.objects, s.matches, s.switches, s.misses, s.false_positives) == (6, 4, 2, 2, 1)
     assert s.mota == pytest.approx(1 - 5 / 6)
     assert s.idf1 == pytest.approx(2 * 2 / (6 + 5))
+    assert s.switch_gaps == [0, 0]
+
+
+def test_mot_switch_gaps_count_the_frames_the_object_went_unmatched():
+    box = np.array([[0, 0, 10, 10]], float)
+    acc = MotAccumulator()
+    acc.update([1], [5], iou_distances(box, box))
+    acc.update([1], [], np.empty((1, 0)))
+    acc.update([], [5], np.empty((0, 1)))
+    acc.update([1], [7], iou_distances(box, box))  # back after 2 frames with a new ID
+    acc.update([1], [7], iou_distances(box, box))
+    acc.update([1], [5], iou_distances(box, box))  # the old ID again, at once
+    s = acc.finish()
+    assert s.switches == 2 and s.switch_gaps == [2, 0]
+    assert (s + s).switch_gaps == [2, 0, 2, 0]
 
 
 def pan_frames(photo: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -44,6 +44,8 @@ class MotCounts:
     switches: int = 0
     distance: float = 0.0  # summed over matches
     id_true_positives: int = 0
+    switch_gaps: list[int] = field(default_factory=list)  # frames each switching object had
+    # gone unmatched just before its switch (0: matched in the previous frame)
 
     def __add__(self, other: MotCounts) -> MotCounts:
         return MotCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -75,6 +77,7 @@ class MotAccumulator:
         self.counts = MotCounts()
         self._previous: dict[int, int] = {}  # object -> track, matched in the previous frame
         self._last: dict[int, int] = {}  # object -> track at its last match
+        self._last_frame: dict[int, int] = {}  # object -> frame index of its last match
         self._pairs: defaultdict[tuple[int, int], int] = defaultdict(int)  # frames possible
 
     def update(self, objects: np.ndarray, tracks: np.ndarray, distances: np.ndarray) -> None:
@@ -94,8 +97,11 @@ class MotAccumulator:
         c.false_positives += len(tracks) - len(rows)
         c.distance += float(dist[rows, cols].sum())
         matched = dict(zip(objects[rows].tolist(), tracks[cols].tolist(), strict=True))
-        c.switches += sum(self._last.get(o, t) != t for o, t in matched.items())
+        switched = [o for o, t in matched.items() if self._last.get(o, t) != t]
+        c.switches += len(switched)
+        c.switch_gaps += [c.frames - 2 - self._last_frame[o] for o in switched]
         self._last.update(matched)
+        self._last_frame.update(dict.fromkeys(matched, c.frames - 1))
         self._previous = matched
 
     def _frame_matches(
@@ -112,6 +118,7 @@ class MotAccumulator:
     def finish(self) -> MotCounts:
         """The counts with the ID true positives of the best one-to-one object-track mapping."""
         counts = MotCounts(**{f.name: getattr(self.counts, f.name) for f in fields(self.counts)})
+        counts.switch_gaps = list(counts.switch_gaps)
         if self._pairs:
             objects = sorted({o for o, _ in self._pairs})
             tracks = sorted({t for _, t in self._pairs})
