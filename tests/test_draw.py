@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -72,3 +74,17 @@ def test_a_label_wider_than_the_image_is_shrunk_to_fit():
     pose = Pose(0.5, np.array([5, 5, 50, 70], np.float32), np.zeros((17, 3), np.float32))
     rects = check_labels(image, [pose])
     assert rects[0, 2] - rects[0, 0] <= 60
+
+
+def test_an_untracked_label_names_the_specs_class():
+    """A model whose spec names its class 'dog' labels its boxes 'dog 0.90', not 'person'."""
+    image = cv2.imread(str(BUS))
+    pose = Pose(0.9, np.array([100, 100, 300, 500], np.float32), np.zeros((17, 3), np.float32))
+    lw = line_width(image)
+    (dx1, _, dx2, _), (px1, py1, px2, py2) = (
+        label_rects([pose], image.shape, lw, name)[0] for name in ("dog", "person")
+    )
+    assert dx2 - dx1 < px2 - px1  # 'dog 0.90' is the shorter text
+    dog = draw_poses(image, [pose], 0.5, replace(COCO17, label="dog"))
+    person = draw_poses(image, [pose], 0.5, COCO17)
+    assert (dog[py1:py2, px1:px2] != person[py1:py2, px1:px2]).any()

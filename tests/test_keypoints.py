@@ -149,6 +149,10 @@ def test_a_spec_beside_the_model_is_used_and_generic_names_without_one(derived, 
     info = run_cli("models", "info", model).stdout.decode()
     assert "input size: 256 x 256" in info and "K = 21, D = 3" in info
     assert f"keypoint spec: {tmp_path / 'hands.yaml'} (21 keypoints" in info
+    assert "class 'hand'" in info
+    text = run_cli("infer", "-m", model, BUS, ZIDANE, "-f", "text").stdout.decode()
+    counts = [line.split(", ")[1].split(" (")[0] for line in text.splitlines()]
+    assert counts and all(c.endswith((" hand", " hands")) for c in counts), text
 
 
 @pytest.mark.parametrize(("name", "count"), [("k12", 12), ("k17d2", 17)])
@@ -297,6 +301,9 @@ def bad_spec_cases(tmp_path, derived) -> dict[str, tuple[list, str]]:
         "sigmas": (["-m", k12, "--kpt-spec",
                     spec("j.yaml", "kpt_shape: [12, 3]\nsigmas: [0.1, 0.2]\n")],
                    "sigmas must be a list of 12 numbers"),
+        "two-classes": (["-m", k12, "--kpt-spec",
+                         spec("k.yaml", "kpt_shape: [12, 3]\nnames: {0: hand, 1: foot}\n")],
+                        "names must give one class"),
         "fits-nothing": (["-m", derived["rows12"][0]], "is not the pose layout"),
     }  # fmt: skip
 

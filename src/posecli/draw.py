@@ -32,6 +32,7 @@ def draw_poses(
     canvas = image.copy()
     lw = line_width(canvas)
     limbs = spec.limbs() if spec else []
+    name = spec.label if spec else "person"
     for pose in poses:
         _draw_box(canvas, pose, lw)
         visible = pose.keypoints[:, 2] >= kpt_conf
@@ -41,7 +42,7 @@ def draw_poses(
                 cv2.line(canvas, tuple(points[a]), tuple(points[b]), color, lw, cv2.LINE_AA)
         for x, y in points[visible]:
             cv2.circle(canvas, (int(x), int(y)), lw + 1, KEYPOINT_COLOR, -1, cv2.LINE_AA)
-    _draw_labels(canvas, poses, lw)
+    _draw_labels(canvas, poses, lw, name)
     return canvas
 
 
@@ -59,9 +60,9 @@ def _draw_box(canvas: np.ndarray, pose: Pose, lw: int) -> None:
     cv2.rectangle(canvas, (x1, y1), (x2, y2), box_color(pose), lw)
 
 
-def _label(pose: Pose) -> str:
-    """The text written by a person's box: the track ID, else the score."""
-    return f"person {pose.score:.2f}" if pose.track_id is None else f"id {pose.track_id}"
+def _label(pose: Pose, name: str) -> str:
+    """The text written by a box: the track ID, else the class name and score."""
+    return f"{name} {pose.score:.2f}" if pose.track_id is None else f"id {pose.track_id}"
 
 
 def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float, int, int, int]:
@@ -75,13 +76,15 @@ def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float
     return scale, thickness, tw + lw, th + baseline + lw
 
 
-def label_rects(poses: list[Pose], image_shape: tuple[int, ...], lw: int) -> np.ndarray:
+def label_rects(
+    poses: list[Pose], image_shape: tuple[int, ...], lw: int, name: str = "person"
+) -> np.ndarray:
     """(N, 4) int x1, y1, x2, y2 of each pose's label, inside the image, placed greedily (poses
     in order) at the first spot by its box, else the nearest in the image, that is still free."""
     height, width = image_shape[:2]
     rects = np.zeros((len(poses), 4), np.int64)
     for i, pose in enumerate(poses):
-        _, _, w, h = label_style(image_shape, lw, _label(pose))
+        _, _, w, h = label_style(image_shape, lw, _label(pose, name))
         size = np.array([w, h])
         limit = np.maximum(np.array([width, height]) - size, 0)
         for corners in (_label_spots(pose.box, w, h), _spots_by_distance(pose.box, limit, w, h)):
@@ -122,10 +125,11 @@ def _overlap_areas(spots: np.ndarray, placed: np.ndarray) -> np.ndarray:
     return np.clip(ix, 0, None) * np.clip(iy, 0, None)
 
 
-def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int) -> None:
+def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int, name: str) -> None:
     """Each pose's label on a filled tag, on top of everything else, inside the image."""
-    for pose, (x1, y1, x2, y2) in zip(poses, label_rects(poses, canvas.shape, lw), strict=True):
-        text = _label(pose)
+    rects = label_rects(poses, canvas.shape, lw, name)
+    for pose, (x1, y1, x2, y2) in zip(poses, rects, strict=True):
+        text = _label(pose, name)
         scale, thickness, _, _ = label_style(canvas.shape, lw, text)
         cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), box_color(pose), -1)
         (_, th), _ = cv2.getTextSize(text, LABEL_FONT, scale, thickness)

@@ -24,7 +24,8 @@ class KeypointSpec:
 
     `skeleton` holds 0-based index pairs to draw, in the BGR `limb_colors` (else PALETTE's);
     `flip_idx[i]` is the keypoint that i becomes in a mirrored image; `sigmas` are OKS sigmas
-    (None: Ultralytics' default 1/K each); `dims` is D from the spec's `kpt_shape`, if given.
+    (None: Ultralytics' default 1/K each); `dims` is D from the spec's `kpt_shape`, if given;
+    `label` names what the model finds (its one class), for box labels and summaries.
     """
 
     names: tuple[str, ...]
@@ -34,6 +35,7 @@ class KeypointSpec:
     sigmas: np.ndarray | None = None
     dims: int | None = None
     source: str = "built-in"
+    label: str = "person"
 
     @property
     def count(self) -> int:
@@ -62,6 +64,7 @@ class KeypointSpec:
         parts = [f"{self.count} keypoints", f"{len(self.skeleton)} limbs"]
         parts.append("flip pairs" if self.flip_idx else "no flip pairs")
         parts.append("OKS sigmas" if self.sigmas is not None else "default sigmas 1/K")
+        parts.append(f"class {self.label!r}")
         return f"{self.source} ({', '.join(parts)})"
 
 
@@ -164,7 +167,21 @@ def _parse(data: dict, source: str) -> KeypointSpec:
         sigmas=_sigmas(data.get("sigmas"), len(names)),
         dims=dims,
         source=source,
+        label=_class_name(data.get("names")),
     )
+
+
+def _class_name(value: object) -> str:
+    """The one class name of Ultralytics' `names` ({0: name} or [name]); "person" if absent."""
+    if value is None:
+        return "person"
+    names = list(value.values()) if isinstance(value, dict) else value
+    if not isinstance(names, list) or len(names) != 1:
+        raise _Invalid(f"names must give one class (posecli reads one-class pose models), "
+                       f"not {value!r}")  # fmt: skip
+    if not isinstance(names[0], str) or not names[0].strip():
+        raise _Invalid(f"the class name must be a non-empty string, not {names[0]!r}")
+    return names[0].strip()
 
 
 def _kpt_shape(value: object) -> tuple[int | None, int | None]:

@@ -211,16 +211,18 @@ def cut_torn_line(fd: int, path: Path) -> None:
 class Writer:
     """Base writer: `write` each processed image's result, then `close` once.
 
-    `keypoint_names` are the model's K keypoint names (the CSV columns).
+    `keypoint_names` are the model's K keypoint names (the CSV columns); `label` names what
+    it finds (the text format's counts).
     Subclasses turn a result into records; JSON-array formats join records with a separator.
     """
 
     streaming = False
     separator = ""
 
-    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...]):
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = "person"):
         self.sink = sink
         self.keypoint_names = keypoint_names
+        self.label = label
         self.images = 0
         self.items = 0
 
@@ -261,8 +263,7 @@ class TextWriter(Writer):
     streaming = True
 
     def records(self, result: ImageResult) -> list[str]:
-        n = len(result.poses)
-        people = f"{n} {'person' if n == 1 else 'people'}"
+        people = counted(len(result.poses), self.label)
         if any(p.track_id is not None for p in result.poses):
             ids = ", ".join(f"id {p.track_id}: {p.score:.2f}" for p in result.poses)
             detail = f" ({ids})"
@@ -302,8 +303,8 @@ class JsonWriter(Writer):
 class CocoWriter(JsonWriter):
     """A COCO results list (pycocotools loadRes) with image_id from the file name's number."""
 
-    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...]):
-        super().__init__(sink, keypoint_names)
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = "person"):
+        super().__init__(sink, keypoint_names, label)
         self.ids: dict[int, str] = {}
 
     def records(self, result: ImageResult) -> list[str]:
@@ -362,13 +363,22 @@ def make_writer(
     keypoint_names: tuple[str, ...],
     append: bool = False,
     tracked: bool = False,
+    label: str = "person",
 ) -> Writer:
     """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
 
-    A jsonl file is started afresh unless `append`. `tracked` adds the `id` column to CSV.
+    A jsonl file is started afresh unless `append`. `tracked` adds the `id` column to CSV;
+    `label` is what the model finds.
     """
     writer = TrackedCsvWriter if tracked and fmt == "csv" else WRITERS[fmt]
-    return writer(Sink(path, lines=fmt == "jsonl", append=append), keypoint_names)
+    return writer(Sink(path, lines=fmt == "jsonl", append=append), keypoint_names, label)
+
+
+def counted(n: int, label: str) -> str:
+    """'1 person', '3 people'; another class name takes an s: '3 hands'."""
+    if label == "person":
+        return f"{n} {'person' if n == 1 else 'people'}"
+    return f"{n} {label}{'' if n == 1 else 's'}"
 
 
 def csv_columns(keypoint_names: tuple[str, ...], tracked: bool = False) -> list[str]:

@@ -100,8 +100,9 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)
     if save_dir is not None:
         files.check_folder_writable(save_dir)
-    writer = make_writer(fmt, output, estimator.keypoint_spec.names, append=append or skip_existing,
-                         tracked=stage is not None)  # fmt: skip
+    spec = estimator.keypoint_spec
+    writer = make_writer(fmt, output, spec.names, append=append or skip_existing,
+                         tracked=stage is not None, label=spec.label)  # fmt: skip
     writer.sink.open()
     skipped = 0
     if skip_existing:
