@@ -170,13 +170,41 @@ def test_times_that_do_not_increase_count_as_one_frame():
     assert all(ids_of(f) == [1] for f in out)
 
 
+@pytest.mark.parametrize(("back", "same_id"), [(1.0, True), (1.5, False), (3.0, False)])
+def test_a_jump_in_time_ends_a_track_as_the_frames_between_would(back, same_id):
+    """Frames missing (a seek, a stalled stream): a person lost at 0.5 s and found again at
+    `back` keeps their ID only if they were missed for at most the buffer (1 s)."""
+    tracker = PoseTracker()
+    first = tracker.update([person(0, 100)], 0.0)
+    tracker.update([], 0.5)
+    again = tracker.update([person(0, 100)], back) + tracker.update([person(0, 100)], back + 0.03)
+    assert ids_of(first) == [1]
+    assert ids_of(again) == ([1, 1] if same_id else [2])
+
+
+def test_zero_size_boxes_and_odd_inputs_do_not_break_the_tracker():
+    """A box clipped to nothing at the image edge (it overlaps nothing, so it continues no track),
+    NaN keypoints, NaN and infinite times: no error, and the whole person keeps their ID."""
+    flat = person(0, 100)
+    flat = Pose(flat.score, flat.box * [1, 1, 0, 1] + [0, 0, flat.box[0], 0], flat.keypoints)
+    assert flat.box[2] == flat.box[0]
+    holes = person(1, 400)
+    holes.keypoints[:5] = np.nan
+    tracker = PoseTracker()
+    out = [tracker.update([flat, holes], t) for t in (0.0, float("nan"), 2 / 30, float("inf"))]
+    assert ids_of(out[0]) == [1, 2] and all(ids_of(frame)[-1] == 2 for frame in out)
+    with pytest.raises(ValueError, match="boxes must be finite"):
+        tracker.update([Pose(0.9, np.full(4, np.nan, np.float32), flat.keypoints)], 1.0)
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         TrackerSettings(low=0.5, high=0.3)
     with pytest.raises(ValueError):
         TrackerSettings(keypoint_scale=0)
-    with pytest.raises(ValueError):
-        PoseTracker(fps=0)
+    for fps in (0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="fps"):
+            PoseTracker(fps=fps)
 
 
 def test_mot_rows():

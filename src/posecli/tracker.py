@@ -3,6 +3,7 @@ keypoint similarity (OKS) in the matching cost, and optional One Euro keypoint s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -134,9 +135,15 @@ class _Tracks:
         return len(self.ids)
 
 
+def noise_scale(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) width, height, width, height of centre-size boxes, at least 1 px, which the
+    Kalman noise is relative to (so a zero-size box still has some)."""
+    return np.maximum(boxes[:, [2, 3, 2, 3]], 1.0)
+
+
 def kalman_start(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """State and variances of new tracks at (N, 4) centre-size boxes, at rest."""
-    size = boxes[:, [2, 3, 2, 3]]
+    size = noise_scale(boxes)
     var = np.stack(
         ((2 * POSITION_NOISE * size) ** 2, np.zeros_like(size), (10 * VELOCITY_NOISE * size) ** 2),
         axis=1,
@@ -146,7 +153,7 @@ def kalman_start(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def kalman_predict(mean: np.ndarray, var: np.ndarray, step: float) -> None:
     """Advance (N, 8) states and (N, 3, 4) variances by `step` frames at constant velocity."""
-    size = mean[:, [2, 3, 2, 3]]
+    size = noise_scale(mean)
     mean[:, :4] += step * mean[:, 4:]
     pp, pv, vv = var[:, 0], var[:, 1], var[:, 2]
     pp += step * (2 * pv + step * vv) + step * (POSITION_NOISE * size) ** 2
@@ -157,7 +164,7 @@ def kalman_predict(mean: np.ndarray, var: np.ndarray, step: float) -> None:
 def kalman_update(mean: np.ndarray, var: np.ndarray, boxes: np.ndarray) -> None:
     """Correct (N, 8) states and (N, 3, 4) variances with measured (N, 4) centre-size boxes."""
     pp, pv, vv = var[:, 0], var[:, 1], var[:, 2]
-    innovation_var = pp + (POSITION_NOISE * mean[:, [2, 3, 2, 3]]) ** 2
+    innovation_var = pp + (POSITION_NOISE * noise_scale(mean)) ** 2
     gain_p, gain_v = pp / innovation_var, pv / innovation_var
     innovation = boxes - mean[:, :4]
     mean[:, :4] += gain_p * innovation
@@ -186,8 +193,8 @@ class PoseTracker:
         sigmas: np.ndarray | None = None,
         smooth: bool | KeypointSmoother = False,
     ):
-        if fps <= 0:
-            raise ValueError("fps must be positive")
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError("fps must be positive and finite")
         self.settings = settings or TrackerSettings()
         self.fps = fps
         self.sigmas = None if sigmas is None else np.asarray(sigmas, dtype=np.float64)
@@ -199,7 +206,8 @@ class PoseTracker:
     def update(self, poses: list[Pose], time: float | None = None) -> list[Pose]:
         """The poses of one frame at `time` seconds that belong to tracks, with their IDs.
 
-        A missing time, or one that does not increase, is taken as one frame after the last.
+        A missing or non-finite time, or one that does not increase, is taken as one frame after
+        the last. Boxes must be finite; keypoints that are not count as unseen.
         """
         first = self._time is None
         now = self._advance(time)
@@ -218,16 +226,27 @@ class PoseTracker:
     def _advance(self, time: float | None) -> float:
         """The frame's time, and every track's Kalman state moved on to it."""
         last = self._time
-        now = time if time is not None and (last is None or time > last) else None
+        usable = time is not None and math.isfinite(time) and (last is None or time > last)
+        now = time if usable else None
         if now is None:
             now = 0.0 if last is None else last + 1.0 / self.fps
         if last is not None and self._tracks is not None and len(self._tracks):
+            self._expire(now)
             tracks = self._tracks
             if not tracks.tracked.all():
                 tracks.mean[~tracks.tracked, 6:] = 0.0  # a lost person's box stops changing size
             kalman_predict(tracks.mean, tracks.var, (now - last) * self.fps)
         self._time = now
         return now
+
+    def _expire(self, now: float) -> None:
+        """Drop the lost tracks missed for longer than the buffer by `now`, before matching, so
+        that a jump in time (dropped frames, a seek) ends them as the frames between would."""
+        assert self._tracks is not None
+        missed = now - self._tracks.seen - 1.0 / self.fps
+        keep = missed <= self.settings.buffer / 30.0 + 1e-6
+        if not keep.all():
+            self._tracks = self._tracks.take(keep)
 
     def _associate(
         self, boxes: np.ndarray, scores: np.ndarray, kpts: np.ndarray, now: float, first: bool
@@ -367,6 +386,9 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not poses:
         return np.empty((0, 4)), np.empty(0), np.empty((0, 0, 3))
     boxes = np.array([p.box for p in poses], dtype=np.float64)
+    if not np.isfinite(boxes).all():
+        raise ValueError("boxes must be finite")
     scores = np.array([p.score for p in poses], dtype=np.float64)
     kpts = np.array([p.keypoints for p in poses], dtype=np.float64)
+    kpts[~np.isfinite(kpts).all(axis=2)] = 0.0  # unseen: no weight in the similarity
     return boxes, scores, kpts
