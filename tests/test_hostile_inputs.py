@@ -106,11 +106,14 @@ def test_hostile_folder_names_every_bad_file_once_and_keeps_every_good_one(hosti
 
 def test_special_files_are_refused_when_named_too(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")
-    proc = run_quick("infer", tmp_path / "pipe.jpg", "/dev/zero", BUS, "-f", "jsonl")
+    os.mkfifo(tmp_path / "pipe")  # no extension: not opened to look for a video either
+    proc = run_quick("infer", tmp_path / "pipe.jpg", "/dev/zero", tmp_path / "pipe", BUS,
+                     "-f", "jsonl")  # fmt: skip
     assert proc.returncode == 1
-    assert error_lines(proc.stderr)[:2] == [
+    assert error_lines(proc.stderr)[:3] == [
         f"posecli: error: {tmp_path / 'pipe.jpg'}: not a regular file but a FIFO",
         "posecli: error: /dev/zero: not a regular file but a character device",
+        f"posecli: error: {tmp_path / 'pipe'}: not a regular file but a FIFO",
     ]
     assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS)]
 

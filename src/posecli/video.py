@@ -62,12 +62,20 @@ def camera_device(source: str) -> str | None:
 
 
 def looks_like_video(path: str) -> bool:
-    """True when a file's first bytes are those of a common video container."""
+    """True when a regular file's first bytes are those of a common video container (a FIFO or
+    device is not opened for reading: that could block)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 16)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return (
         head[4:8] == b"ftyp"
         or head[:4] == b"\x1a\x45\xdf\xa3"  # Matroska / WebM
