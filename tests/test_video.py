@@ -33,15 +33,15 @@ SCHEMA = json.loads((Path(__file__).parents[1] / "src/posecli/pose-result.schema
 
 
 def make_clip(src: Path, dest: Path, frames: int, size: tuple[int, int] | None = None,
-              codec: str = "libx264", fmt: str | None = None,
-              options: dict | None = None) -> list[np.ndarray]:  # fmt: skip
+              codec: str = "libx264", fmt: str | None = None, options: dict | None = None,
+              pix_fmt: str = "yuv420p") -> list[np.ndarray]:  # fmt: skip
     """Re-encode the first `frames` frames of src into dest with PyAV; the BGR frames written."""
     written = []
     with av.open(str(src)) as inp, av.open(str(dest), "w", format=fmt, options=options) as out:
         stream_in = inp.streams.video[0]
         width, height = size or (stream_in.width, stream_in.height)
         stream = out.add_stream(codec, rate=stream_in.average_rate or 25)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         for frame in inp.decode(stream_in):
             if len(written) == frames:
                 break
@@ -384,6 +384,38 @@ def test_an_annotated_video_that_cannot_be_moved_into_place_keeps_the_results(pa
     assert line.startswith(f"posecli: error: cannot write {saved / 'pan.mp4'}: ")
     assert line.endswith("(annotated copy not saved; the results are written)")
     assert [p.name for p in saved.iterdir()] == ["pan.mp4"]
+
+
+def test_a_stream_that_changes_to_an_odd_size_is_saved_scaled_to_its_first_size(tmp_path):
+    """A transport stream whose second half is 241x181: every frame is recorded and the copy
+    has every frame at the first size (the encoder thread used to die on the odd size and the
+    run hung)."""
+    parts = [tmp_path / "a.ts", tmp_path / "b.ts"]
+    make_clip(PETS, parts[0], 6, size=(320, 240), fmt="mpegts")
+    make_clip(PETS, parts[1], 6, size=(241, 181), fmt="mpegts", pix_fmt="yuv444p")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    saved = tmp_path / "saved"
+    proc = run_cli("infer", joined, BUS, "-f", "jsonl", "--save-dir", saved, "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    records = jsonl_records(proc.stdout)
+    assert [r["width"] for r in records] == [320] * 6 + [241] * 6 + [810]
+    count, _, width, height, _ = video_info(saved / "joined.mp4")
+    assert (count, width, height) == (12, 320, 240)
+
+
+def test_a_video_too_small_to_encode_is_not_saved_and_its_results_are_kept(tmp_path):
+    tiny = tmp_path / "tiny.mkv"
+    make_clip(PETS, tiny, 3, size=(1, 1), codec="ffv1", pix_fmt="bgr0")
+    saved = tmp_path / "saved"
+    proc = run_cli("infer", tiny, BUS, "-f", "jsonl", "--save-dir", saved)
+    assert proc.returncode == 1
+    assert len(jsonl_records(proc.stdout)) == 4
+    assert one_error_line(proc) == (
+        f"posecli: error: cannot write {saved / 'tiny.mp4'}: 1x1 is too small for H.264 "
+        "(annotated copy not saved; the results are written)"
+    )
+    assert sorted(p.name for p in saved.iterdir()) == ["bus.jpg"]
 
 
 def test_url_sources_can_be_saved_twice_into_the_same_folder(server, tmp_path):

@@ -30,7 +30,8 @@ MUXER_OPTIONS = {"movflags": "+faststart"}  # index first: plays while it downlo
 class AnnotatedVideo:
     """Writes `dest` as H.264 (yuv420p, browser-playable) at `fps`; `add` frames, then `finish`.
 
-    Odd widths or heights lose their last column or row (4:2:0 needs even sizes).
+    Odd widths or heights lose their last column or row (4:2:0 needs even sizes); a frame of
+    another size than the first (a stream that changes resolution) is scaled to it.
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class AnnotatedVideo:
         self.kpt_conf = kpt_conf
         self.spec = spec
         self.size = (width & ~1, height & ~1)
+        if min(self.size) < 2:
+            raise ImageError(f"cannot write {dest}: {width}x{height} is too small for H.264")
         fd, self.tmp = temp_beside(dest)
         os.close(fd)
         try:
@@ -63,10 +66,11 @@ class AnnotatedVideo:
         self.frames.put((bgr, poses))
 
     def finish(self) -> None:
-        """Encode what is queued, close the file and move it into place."""
-        self.frames.put(None)
-        self.thread.join()
+        """Encode what is queued, close the file and move it into place (the temporary file is
+        removed whatever happens, Ctrl-C included)."""
         try:
+            self.frames.put(None)
+            self.thread.join()
             if self.failure is not None:
                 raise ImageError(f"cannot write {self.dest}: {self.failure}")
             os.replace(self.tmp, self.dest)
@@ -95,7 +99,7 @@ class AnnotatedVideo:
                     self._encode(*item)
             if self.failure is None:
                 self.container.mux(self.stream.encode(None))
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure, so that the queue is still drained below
             self.failure = exc
             while self.frames.get() is not None:
                 pass
@@ -105,7 +109,11 @@ class AnnotatedVideo:
     def _encode(self, bgr: np.ndarray, poses: list[Pose]) -> None:
         """Encode one annotated frame."""
         width, height = self.size
-        canvas = draw_poses(bgr[:height, :width], poses, self.kpt_conf, self.spec)
+        canvas = draw_poses(bgr, poses, self.kpt_conf, self.spec)
+        if canvas.shape[1] & ~1 == width and canvas.shape[0] & ~1 == height:
+            canvas = canvas[:height, :width]
+        else:
+            canvas = cv2.resize(canvas, self.size, interpolation=cv2.INTER_AREA)
         yuv: np.ndarray = cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = self.written
