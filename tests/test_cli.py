@@ -216,6 +216,19 @@ def test_usage_errors_exit_2():
     assert proc.returncode == 2 and b"--skip-existing needs" in proc.stderr
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "text"])
+def test_skip_existing_refuses_an_output_file_it_would_rewrite(tmp_path, fmt):
+    """Resuming into a csv/json/text file would write it afresh with only the new items."""
+    out, saved = tmp_path / f"out.{fmt}", tmp_path / "saved"
+    first = run_cli("infer", BUS, "-f", fmt, "-o", out, "--save-dir", saved)
+    assert first.returncode == 0 and out.stat().st_size
+    before = out.read_bytes()
+    proc = run_cli("infer", BUS, ZIDANE, "-f", fmt, "-o", out, "--save-dir", saved,
+                   "--skip-existing")  # fmt: skip
+    assert proc.returncode == 2 and out.read_bytes() == before
+    assert f"--skip-existing cannot resume -o {out}".encode() in proc.stderr
+
+
 def test_pipelined_output_is_identical_to_a_serial_run():
     files = [BUS, ZIDANE, *coco_files(60)]
     serial = run_cli("infer", *files, "-f", "jsonl", "--threads", "1")

@@ -132,6 +132,9 @@ def checked_format(output: Path | None, fmt: str | None, append: bool, skip_exis
     jsonl_file = output is not None and fmt == "jsonl"
     if skip_existing and not (save_dir or jsonl_file):
         raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
+    if skip_existing and output is not None and not jsonl_file:
+        raise click.UsageError(f"--skip-existing cannot resume -o {output}: a {fmt} file is "
+                               "written afresh (use -f jsonl, which is appended to)")  # fmt: skip
     if append and not jsonl_file:
         raise click.UsageError("--append needs a jsonl -o file")
     return fmt
