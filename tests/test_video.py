@@ -24,7 +24,7 @@ import pytest
 from posecli.cli.frames import FrameProgress
 from posecli.pipeline import SourceEnd, VideoStart, _FrameQueue, _FrameTask
 
-from conftest import BUS, SHARED, coco_files, jsonl_records, run_cli
+from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, run_cli
 
 VIDEOS = SHARED / "videos"
 PETS = VIDEOS / "pets-vtest.avi"
@@ -368,10 +368,29 @@ def test_a_partly_recorded_video_is_not_redone_while_another_run_appends(pan_cli
         proc = run_cli("infer", pan_clip, "-o", out, "--skip-existing", "--append")
     assert proc.returncode == 1
     assert one_error_line(proc) == (
-        f"posecli: error: {pan_clip}: partly recorded in {out}, which another run is writing: "
-        "not redone (run --skip-existing again when it has finished)"
+        f"posecli: error: {pan_clip}: recorded in {out} but not finished, and another run is "
+        "writing that file: not redone (run --skip-existing again when it has finished)"
     )
     assert out.read_text() == partial
+
+
+def test_skip_existing_with_copies_redoes_what_has_no_copy_without_writing_it_twice(
+    pan_clip, tmp_path
+):
+    """Items recorded in the jsonl file but without an annotated copy are done again: their
+    old records go first, so each frame and image is recorded once."""
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    assert run_cli("infer", BUS, pan_clip, ZIDANE, "-o", out).returncode == 0
+    complete = sorted(out.read_text().splitlines())
+    assert len(complete) == 26
+    saved.mkdir()
+    (saved / "zidane.jpg").write_bytes(b"a copy from an earlier run")
+    proc = run_cli("infer", BUS, pan_clip, ZIDANE, "-o", out, "--save-dir", saved,
+                   "--skip-existing")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert b"1 skipped" in proc.stderr
+    assert sorted(out.read_text().splitlines()) == complete
+    assert sorted(p.name for p in saved.iterdir()) == ["bus.jpg", "pan.mp4", "zidane.jpg"]
 
 
 def test_an_annotated_video_that_cannot_be_moved_into_place_keeps_the_results(pan_clip, tmp_path):

@@ -28,19 +28,26 @@ def finished_items(
     timeout: float,
 ) -> tuple[set[str], dict[str, str]]:  # fmt: skip
     """Paths already done (recorded in the jsonl file and/or saved in save_dir, both if both),
-    and the partly recorded videos that cannot be redone now, with the reason."""
+    and the items to redo whose old records cannot be removed now, with the reason.
+
+    An item that is redone has its records removed from the jsonl file first (a video partly
+    recorded, or anything recorded whose annotated copy is missing), so that nothing is written
+    twice; that needs the file to itself for a moment, so not while another run (a shard with
+    --append) is writing it.
+    """
     done = {i.path for i in items}
-    blocked: dict[str, str] = {}
+    records: list[tuple[str, bool]] = []
     if jsonl is not None:
         records = list(recorded_sources(jsonl))
         videos = {i.path for i in items if i.is_video}
         images = [i for i in items if i.path not in videos]
-        finished, blocked = finished_videos(records, sorted(videos), stride, sink, timeout)
-        done &= recorded_files(records, images) | finished
+        done &= recorded_files(records, images) | finished_videos(records, videos, stride, timeout)
     if save_dir is not None:
         saved = {i.path for i in items if annotated_copy(save_dir, i).is_file()}
         done &= saved
-    return done, blocked
+    recorded = {source_key(text) for text, _ in records}
+    redone = {i.path for i in items if i.path not in done and source_key(i.path) in recorded}
+    return done, drop_records(redone, sink)
 
 
 def recorded_files(records: list[tuple[str, bool]], items: list[Item]) -> set[str]:
@@ -56,24 +63,26 @@ def recorded_files(records: list[tuple[str, bool]], items: list[Item]) -> set[st
 
 
 def finished_videos(
-    records: list[tuple[str, bool]], paths: list[str], stride: int, sink: Sink, timeout: float
-) -> tuple[set[str], dict[str, str]]:
+    records: list[tuple[str, bool]], paths: set[str], stride: int, timeout: float
+) -> set[str]:
     """Videos with as many frame records as their container says they have frames (every
-    `stride`th), and those partly recorded that cannot be redone now, with the reason.
-
-    The records of a partly recorded video are removed so that it is redone from its first
-    frame; that needs the jsonl file to itself for a moment, so not while another run (a shard
-    with --append) is writing it. Cameras and streams are never finished.
-    """
+    `stride`th). Cameras and streams are never finished."""
     counts = Counter(source_key(text) for text, frame in records if frame)
-    done = {p for p in paths if counts[source_key(p)] and
+    return {p for p in paths if counts[source_key(p)] and
             counts[source_key(p)] == expected_frames(p, stride, timeout)}  # fmt: skip
-    partial = {source_key(p) for p in paths if p not in done and counts[source_key(p)]}
-    if not partial or sink.drop_lines(lambda line: _line_key(line) in partial):
-        return done, {}
-    reason = (f"partly recorded in {printable_path(str(sink.path))}, which another run is writing: "
-              "not redone (run --skip-existing again when it has finished)")  # fmt: skip
-    return done, {p: reason for p in paths if source_key(p) in partial}
+
+
+def drop_records(paths: set[str], sink: Sink) -> dict[str, str]:
+    """Remove the records of `paths` from the jsonl file; if another run is writing it, the
+    reason why each cannot be redone now (else nothing)."""
+    keys = {source_key(p) for p in paths}
+    if not keys or sink.drop_lines(lambda line: _line_key(line) in keys):
+        return {}
+    reason = (
+        f"recorded in {printable_path(str(sink.path))} but not finished, and another run "
+        "is writing that file: not redone (run --skip-existing again when it has finished)"
+    )
+    return dict.fromkeys(paths, reason)
 
 
 def expected_frames(path: str, stride: int, timeout: float) -> int:
@@ -124,9 +133,9 @@ def recorded_sources(jsonl: Path) -> Iterator[tuple[str, bool]]:
 
 
 def _line_key(line: bytes) -> object:
-    """The source_key of a jsonl line's frame record, else None."""
+    """The source_key of a jsonl line's record, else None."""
     record = _record(line)
-    if record is None or "frame" not in record or not isinstance(record.get("image"), str):
+    if record is None or not isinstance(record.get("image"), str):
         return None
     return source_key(record["image"])
 
