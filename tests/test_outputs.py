@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import stat
@@ -541,3 +542,25 @@ def test_results_where_an_annotated_copy_goes_are_refused(tmp_path):
         f"{tmp_path / 'bus.jpg'} over the -o results file; nothing was done"
     ]
     assert not saved.exists()
+
+
+@pytest.mark.parametrize(
+    ("redirect", "args", "status"),
+    [(">&-", ["-o", "out.jsonl"], 0), ("2>&-", ["-o", "out.jsonl"], 0),
+     (">&-", ["-f", "jsonl"], 74)],
+)  # fmt: skip
+def test_a_closed_standard_stream_is_no_internal_error(tmp_path, redirect, args, status):
+    """Run with stdout or stderr closed by the shell: results for a file are written as usual;
+    results for the closed stdout are an output error (74) in one line, never a traceback."""
+    command = shlex.join([sys.executable, "-m", "posecli", "infer", str(BUS), *args])
+    proc = subprocess.run(f"{command} {redirect}", shell=True, cwd=tmp_path, timeout=120,
+                          stdout=subprocess.PIPE if redirect == "2>&-" else None,
+                          stderr=subprocess.PIPE if redirect == ">&-" else None)  # fmt: skip
+    assert proc.returncode == status
+    if status == 0:
+        assert len(jsonl_records((tmp_path / "out.jsonl").read_bytes())) == 1
+    else:
+        assert proc.stderr.decode().splitlines()[-1] == (
+            "posecli: error: standard output: cannot write: it is closed"
+        )
+    assert b"Traceback" not in (proc.stderr or b"")

@@ -20,6 +20,7 @@ from .common import (
     Interrupted,
     divert_native_stderr,
     error,
+    stand_in_for_closed_streams,
 )
 from .eval import eval_command
 from .infer import infer
@@ -43,6 +44,7 @@ def main() -> None:
     Native libraries' messages and Python warnings are dropped (errors are posecli's own
     lines), and exceptions that Python can only report, from finalizers, are ignored.
     """
+    stand_in_for_closed_streams()
     interrupts.install()
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit gives EFBIG, not death
     divert_native_stderr()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -31,6 +33,31 @@ def error(message: str) -> None:
 def echo(text: str) -> None:
     """A line on standard output; a full disk there is an output error, not a bug."""
     write_stdout(text + "\n", flush=True)
+
+
+class ClosedOutput(io.TextIOBase):
+    """Standard output that the caller closed (`>&-`): writing to it is an output error."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+
+def stand_in_for_closed_streams() -> None:
+    """Give a closed standard output or error (`>&-`, `2>&-`) a stand-in: /dev/null on the file
+    descriptor, so that no file opened later takes its number; ClosedOutput for results sent
+    to standard output; /dev/null for messages."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
 
 
 def divert_native_stderr() -> None:
