@@ -512,6 +512,16 @@ def test_copies_that_would_share_a_name_get_their_own(tmp_path):
     assert sorted(p.name for p in saved.iterdir()) == ["a.jpg", "a_1.jpg"]
 
 
+
+@pytest.mark.parametrize("command", ["infer", "track"])
+def test_a_file_given_twice_has_one_copy_under_its_own_name(tmp_path, command):
+    saved = tmp_path / "saved"
+    proc = run_cli(command, BUS, BUS, "--save-dir", saved, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert len(jsonl_records(proc.stdout)) == 2
+    assert [p.name for p in saved.iterdir()] == ["bus.jpg"]
+
+
 def test_results_named_like_any_video_need_a_format(tmp_path):
     proc = run_cli("infer", BUS, "-o", tmp_path / "out.flv")
     assert proc.returncode == 2 and "has an image or video suffix" in proc.stderr.decode()

@@ -206,14 +206,19 @@ def unique_names(
     items: list[Item], output_name: Callable[[Item], str] = lambda i: i.name
 ) -> list[Item]:
     """Rename items whose output names collide (a/x.jpg, b/x.jpg given as files; x.gif and
-    x.jpg when both are saved as x.jpg) to x_1.jpg..."""
+    x.jpg when both are saved as x.jpg) to x_1.jpg...; a path given twice keeps one name."""
     seen: set[str] = set()
+    named: dict[str, Item] = {}
     out = []
     for item in items:
+        if item.path in named:
+            out.append(named[item.path])
+            continue
         candidate, stem, n = item, Path(item.name), 0
         while output_name(candidate) in seen:
             n += 1
             candidate = Item(item.path, str(stem.with_name(f"{stem.stem}_{n}{stem.suffix}")))
         seen.add(output_name(candidate))
+        named[item.path] = candidate
         out.append(candidate)
     return out
