@@ -178,11 +178,14 @@ def test_image_data_on_stdin_is_one_clear_error(data):
     ]
 
 
-def test_bad_delegate_is_one_line_without_a_traceback():
-    proc = run_quick("infer", BUS, "--delegate", "/etc/hostname")
+@pytest.mark.parametrize("delegate", ["/etc/hostname", "libm.so.6"])
+def test_bad_delegate_is_one_line_without_a_traceback(delegate):
+    """Not a library, or a library without TFLite's delegate entry points (the C maths
+    library, which every Linux has)."""
+    proc = run_quick("infer", BUS, "--delegate", delegate)
     assert proc.returncode == 2
     (line,) = error_lines(proc.stderr)
-    assert line.startswith("posecli: error: /etc/hostname: cannot load delegate")
+    assert line.startswith(f"posecli: error: {delegate}: cannot load delegate")
 
 
 def test_a_stuck_worker_does_not_hold_up_an_early_stop():

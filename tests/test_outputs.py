@@ -512,7 +512,6 @@ def test_copies_that_would_share_a_name_get_their_own(tmp_path):
     assert sorted(p.name for p in saved.iterdir()) == ["a.jpg", "a_1.jpg"]
 
 
-
 @pytest.mark.parametrize("command", ["infer", "track"])
 def test_a_file_given_twice_has_one_copy_under_its_own_name(tmp_path, command):
     saved = tmp_path / "saved"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
@@ -52,6 +54,29 @@ def test_grayscale_and_bgra_arrays_are_accepted(estimator):
     bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
     assert len(estimator.predict(gray)) >= 2
     assert len(estimator.predict(bgra)) == len(estimator.predict(image))
+
+
+def test_predict_from_several_threads_gives_each_its_own_poses():
+    """Two threads predicting at once on one estimator (one interpreter) each get the poses of
+    their own image, as one thread alone would."""
+    estimator = PoseEstimator(threads=1)
+    images = [cv2.imread(str(BUS)), cv2.imread(str(ZIDANE))]
+    expected = [[p.score for p in estimator.predict(image)] for image in images]
+
+    def scores(k: int) -> list[list[float]]:
+        return [[p.score for p in estimator.predict(images[k])] for _ in range(60)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(scores, [0, 1]))
+    for k in (0, 1):
+        assert all(found == expected[k] for found in results[k])
+
+
+def test_non_image_arrays_are_refused_with_a_clear_error(estimator):
+    for bad in (np.zeros((0, 10, 3), np.uint8), np.zeros((8, 8, 2), np.uint8),
+                np.zeros((8, 8, 5), np.uint8), np.zeros((1, 8, 8, 3), np.uint8)):  # fmt: skip
+        with pytest.raises(ValueError, match="image"):
+            estimator.predict(bad)
 
 
 def test_input_size_is_read_from_the_model():

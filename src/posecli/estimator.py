@@ -52,7 +52,8 @@ class PoseEstimator:
     `predict(image_bgr)` gives the poses in one image; `predict_files(paths)` streams results
     for many files in input order, decoding and inferring in parallel worker threads;
     `stream(source)` gives a video's, camera's or URL's results frame by frame. One estimator's
-    `predict` is not for concurrent use from several threads: use `predict_files`.
+    `predict` may be called from several threads, whose calls take turns on the one
+    interpreter; `predict_files` and `stream` run several in parallel.
     `predict_file`/`predict_files` decode large JPEGs at reduced scale, as the CLI does (unless
     `reduced_decode=False`); `predict_file(path)` gives exactly the CLI's result for a file.
     """
@@ -239,6 +240,11 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     """Accept (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 arrays as BGR."""
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, "
+                         f"got shape {image.shape}")  # fmt: skip
+    if not image.size:
+        raise ValueError(f"expected an image, got an empty array of shape {image.shape}")
     if image.ndim == 2 or image.shape[2] == 1:
         return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return image[..., :3]

@@ -82,6 +82,7 @@ class PoseModel:
     def __init__(self, path: Path, threads: int | None = None, delegate: str | None = None):
         self.path = Path(path)
         self._interpreter = self._load(threads or default_threads(), delegate)
+        self._lock = threading.Lock()  # one invoke at a time: the interpreter is not reentrant
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.input_size, self.output_rows = self._check_layout()
@@ -93,7 +94,8 @@ class PoseModel:
         if delegate:
             try:
                 delegates = [module.load_delegate(delegate)]
-            except (OSError, ValueError, RuntimeError) as exc:
+            except (OSError, ValueError, RuntimeError, AttributeError) as exc:
+                # AttributeError: a shared library without TFLite's delegate entry points
                 raise ModelError(f"{delegate}: cannot load delegate ({exc})") from exc
         try:
             with native_stderr_silenced():
@@ -138,10 +140,16 @@ class PoseModel:
         return "per-tensor" if any(scale_counts) else "float"
 
     def run(self, rgb: np.ndarray) -> np.ndarray:
-        """Invoke on one (N, M, 3) uint8 RGB image; return the (5 + K*D, F) float32 output."""
-        self._interpreter.set_tensor(self._input["index"], self._to_input(rgb)[None])
-        self._interpreter.invoke()
-        return self._from_output(self._interpreter.get_tensor(self._output["index"])[0])
+        """Invoke on one (N, M, 3) uint8 RGB image; return the (5 + K*D, F) float32 output.
+
+        Safe from several threads: their calls take turns.
+        """
+        model_input = self._to_input(rgb)[None]
+        with self._lock:
+            self._interpreter.set_tensor(self._input["index"], model_input)
+            self._interpreter.invoke()
+            output = self._interpreter.get_tensor(self._output["index"])[0]
+        return self._from_output(output)
 
     def _to_input(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 goes in unchanged; other input types are quantized or normalized to 0..1."""
