@@ -8,10 +8,12 @@ import pytest
 
 from posecli import KEYPOINT_NAMES, PoseEstimator
 from posecli.preprocess import to_model_input
+from posecli.runtime import anchors_for
 from posecli.tta import flip_index, mirror_anchors, mirrored_output
 from st_reference import tf_nearest_resize
 
 from conftest import BUS, COCO_IMAGES, jsonl_records, run_cli
+from tflite_builder import write_constant_model
 
 COCO_FLIP_PAIRS = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
 
@@ -26,6 +28,24 @@ def test_mirror_anchors_reverse_each_grid_row_of_each_level():
     assert index[32:34].tolist() == [33, 32]
     assert index[40:].tolist() == [40, 41]
     assert (index[index] == np.arange(len(index))).all()
+
+
+@pytest.mark.parametrize(("height", "width"), [(250, 250), (200, 300), (256, 200)])
+def test_tta_flip_runs_on_inputs_that_are_not_multiples_of_32(tmp_path, height, width):
+    """A side that does not divide by a stride has ceil(side / stride) cells, as the model's
+    output has. A constant model whose two people stand at mirrored anchors (the first and last
+    cells of the first row) keeps both through the flip: each is its own mirror's match."""
+    count = anchors_for(height, width)
+    assert len(mirror_anchors(height, width)) == count
+    last = -(-width // 8) - 1
+    output = np.zeros((56, count), np.float32)
+    output[:5, 0] = [0.3, 0.5, 0.2, 0.6, 0.9]
+    output[:5, last] = [0.7, 0.5, 0.2, 0.6, 0.9]
+    model = write_constant_model(tmp_path / "c.tflite", (height, width), [1, 56, count], output)
+    poses = PoseEstimator(model, tta="flip").predict(np.zeros((height, width, 3), np.uint8))
+    centres = sorted(float(p.box[0] + p.box[2]) / 2 / width for p in poses)
+    assert centres == pytest.approx([0.3, 0.7], abs=1e-3)
+    assert [p.score for p in poses] == pytest.approx([0.9, 0.9], abs=1e-6)
 
 
 def test_mirrored_pass_lines_up_with_the_original_at_the_mirrored_anchors(estimator):

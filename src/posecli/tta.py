@@ -24,10 +24,11 @@ def flip_index(names: tuple[str, ...]) -> tuple[int, ...]:
 
 @cache
 def mirror_anchors(height: int, width: int) -> np.ndarray:
-    """(F,) index of each anchor's mirror: at grid (i, j) of a level W wide, (i, W - 1 - j)."""
+    """(F,) index of each anchor's mirror: at grid (i, j) of a level W wide, (i, W - 1 - j);
+    a level has ceil(side / stride) cells a side, as the model's output (see anchors_for)."""
     levels, start = [], 0
     for stride in STRIDES:
-        rows, cols = height // stride, width // stride
+        rows, cols = -(-height // stride), -(-width // stride)
         grid = np.arange(rows * cols).reshape(rows, cols)[:, ::-1]
         levels.append(start + grid.ravel())
         start += rows * cols
