@@ -188,3 +188,40 @@ def test_results_with_unknown_image_ids_are_refused(tmp_path):
     proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", path)
     assert proc.returncode == 2
     assert b"image_id 999999999" in proc.stderr and b"matches no annotated image" in proc.stderr
+
+
+def test_results_without_category_id_score_as_the_keypoint_category(tmp_path):
+    with_ids, without = tmp_path / "with.json", tmp_path / "without.json"
+    results = ground_truth_as_results(perturb=0.1)
+    with_ids.write_text(json.dumps(results))
+    without.write_text(json.dumps([{k: v for k, v in r.items() if k != "category_id"}
+                                   for r in results]))  # fmt: skip
+    for metric in ("coco", "st"):
+        scored = eval_json("--results", with_ids, "--metric", metric)["keypoints"]
+        assert eval_json("--results", without, "--metric", metric)["keypoints"] == scored
+
+
+def test_two_image_entries_naming_one_file_are_both_scored(tmp_path):
+    """Two ids for one file: the file is run once and its poses count for both."""
+    annotations = tmp_path / "ann.json"
+
+    def share_a_file(data: dict) -> None:
+        data["images"][1]["file_name"] = data["images"][0]["file_name"]
+
+    write_annotations(annotations, share_a_file)
+    proc = run_cli("eval", "--annotations", annotations, "--images", COCO_IMAGES, "--limit", "5",
+                   "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"] == 5
+
+
+def test_card_metric_with_no_image_it_keeps_says_so(tmp_path):
+    annotations = tmp_path / "ann.json"
+    write_annotations(annotations, lambda d: d.update(annotations=[]))
+    proc = run_cli("eval", "--annotations", annotations, "--images", COCO_IMAGES,
+                   "--metric", "st")  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"posecli: error: {annotations}: no image passes the card metric's filter (an image "
+        "with at least one person with keypoints)"
+    ]

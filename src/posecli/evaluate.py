@@ -135,8 +135,13 @@ def run_model(
     items: list[EvalImage],
     track: Callable[[Iterator[ImageResult]], Iterable[ImageResult]] = lambda r: r,
 ) -> tuple[list[dict], list[int], list[tuple[str, str]]]:
-    """COCO detections for the images, the ids that were run, and the (path, reason) failures."""
-    by_path = {str(item.path): item.image_id for item in items}
+    """COCO detections for the images, the ids that were run, and the (path, reason) failures.
+
+    Image entries that name the same file (under different ids) share its one run.
+    """
+    by_path: dict[str, list[int]] = {}
+    for item in items:
+        by_path.setdefault(str(item.path), []).append(item.image_id)
     category = keypoint_category(coco)[0]
     detections: list[dict] = []
     done: list[int] = []
@@ -145,20 +150,23 @@ def run_model(
         if not result.ok:
             failed.append((result.path, result.error or "failed"))
             continue
-        image_id = by_path[result.path]
-        done.append(image_id)
-        detections.extend(coco_detections(result.poses, image_id, category))
+        for image_id in by_path[result.path]:
+            done.append(image_id)
+            detections.extend(coco_detections(result.poses, image_id, category))
     return detections, done, failed
 
 
 def load_results(path: Path, coco: COCO) -> list[dict]:
-    """A COCO results file whose every image_id is in the annotations."""
+    """A COCO results file whose every image_id is in the annotations; a result without a
+    category_id is taken as one of the annotations' keypoint category."""
     results = read_json(path)
     if not isinstance(results, list) or not all(
         isinstance(r, dict) and {"image_id", "keypoints", "score"} <= r.keys() for r in results
     ):
         raise AnnotationError(f"{path}: not a COCO keypoint results list")
-    values = 3 * keypoint_category(coco)[1]
+    category, count = keypoint_category(coco)
+    results = [{"category_id": category, **r} for r in results]
+    values = 3 * count
     odd = next((r for r in results if len(r["keypoints"]) != values), None)
     if odd is not None:
         raise AnnotationError(

@@ -86,6 +86,9 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
     if metric == "st":
         kept = {im.image_id for im in st_metric.kept_images(coco, [i.image_id for i in items])}
         items = [item for item in items if item.image_id in kept]
+        if not items:
+            raise PoseCliError(f"{annotations}: no image passes the card metric's filter (an "
+                               "image with at least one person with keypoints)")  # fmt: skip
     if save_results:
         refuse_overwriting(save_results, [annotations, *(item.path for item in items)])
         files.check_writable(save_results)
