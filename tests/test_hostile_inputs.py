@@ -188,6 +188,19 @@ def test_bad_delegate_is_one_line_without_a_traceback(delegate):
     assert line.startswith(f"posecli: error: {delegate}: cannot load delegate")
 
 
+def test_a_delegate_file_in_the_current_folder_is_loaded_by_its_bare_name(tmp_path):
+    """The dynamic loader does not look in the current folder for a bare name: posecli passes
+    it the file's path. A library without delegate entry points is then refused for that."""
+    maps = Path("/proc/self/maps").read_text().split()
+    libm = next(word for word in maps if "/libm.so" in word or "/libm-" in word)
+    shutil.copy(libm, tmp_path / "mine.so")  # the C maths library: a library, not a delegate
+    proc = run_quick("infer", BUS, "--delegate", "mine.so", cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith("posecli: error: mine.so: cannot load delegate")
+    assert "undefined symbol" in line and "No such file" not in line
+
+
 def test_a_stuck_worker_does_not_hold_up_an_early_stop():
     release = threading.Event()
 

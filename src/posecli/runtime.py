@@ -76,6 +76,13 @@ class TensorInfo:
     zero_point: int
 
 
+def library_path(name: str) -> str:
+    """A delegate library as the dynamic loader needs it: a file that exists here by an absolute
+    path (the loader searches its own folders for a bare name, not the current one), else the
+    name as given (a library in the system's folders, such as libvx_delegate.so.2)."""
+    return os.path.abspath(name) if os.path.isfile(name) else name
+
+
 class PoseModel:
     """A loaded pose model: checks its layout, turns an (N, M, 3) RGB image into (5 + K*D, F)."""
 
@@ -93,7 +100,7 @@ class PoseModel:
         delegates = []
         if delegate:
             try:
-                delegates = [module.load_delegate(delegate)]
+                delegates = [module.load_delegate(library_path(delegate))]
             except (OSError, ValueError, RuntimeError, AttributeError) as exc:
                 # AttributeError: a shared library without TFLite's delegate entry points
                 raise ModelError(f"{delegate}: cannot load delegate ({exc})") from exc
