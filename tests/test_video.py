@@ -140,6 +140,13 @@ def test_python_stream_gives_the_cli_records(pan_clip, estimator):
     assert [r.to_dict() for r in estimator.stream(pan_clip)] == cli
 
 
+def test_python_stream_refuses_a_stride_under_1_and_a_timeout_of_0(pan_clip, estimator):
+    with pytest.raises(ValueError, match="vid_stride must be 1 or more"):
+        next(estimator.stream(pan_clip, vid_stride=0))
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        next(estimator.stream(pan_clip, timeout=0))
+
+
 def test_csv_has_frame_and_time_and_coco_refuses_videos(pan_clip, tmp_path):
     out = tmp_path / "out.csv"
     assert run_cli("infer", pan_clip, BUS, "-o", out).returncode == 0

@@ -46,6 +46,12 @@ class StreamOptions:
     keep_images: bool = False
     timeout: float = video.DEFAULT_TIMEOUT
 
+    def __post_init__(self) -> None:
+        if self.vid_stride < 1:
+            raise ValueError(f"vid_stride must be 1 or more, not {self.vid_stride}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive, not {self.timeout}")
+
 
 @dataclass(frozen=True)
 class VideoStart:
