@@ -225,3 +225,22 @@ def test_card_metric_with_no_image_it_keeps_says_so(tmp_path):
         f"posecli: error: {annotations}: no image passes the card metric's filter (an image "
         "with at least one person with keypoints)"
     ]
+
+
+def test_a_size_without_people_is_undefined_not_zero(tmp_path):
+    """No person is large (area over 96²) in these annotations: APl is null in JSON and '-' in
+    the table, as pycocotools leaves it undefined (-1), not a score of 0."""
+    annotations = tmp_path / "ann.json"
+
+    def small_people_only(data: dict) -> None:
+        data["annotations"] = [a for a in data["annotations"] if a["area"] <= 96**2]
+
+    write_annotations(annotations, small_people_only)
+    args = ["eval", "--annotations", annotations, "--images", COCO_IMAGES, "--limit", "8"]
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["keypoints"]["APl"] is None and result["bbox"]["APl"] is None
+    assert result["keypoints"]["APm"] is not None and result["keypoints"]["AP"] >= 0
+    table = run_cli(*args).stdout.decode().splitlines()
+    assert table[-1].split()[7] == "-"  # model, resize, images, AP, AP50, AP75, APm, APl

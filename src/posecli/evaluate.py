@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +40,8 @@ class EvalResult:
     model: str
     settings: dict
     images: int
-    keypoints: dict[str, float]
-    bbox: dict[str, float]
+    keypoints: Mapping[str, float | None]
+    bbox: Mapping[str, float | None]
     failed: list[tuple[str, str]] = field(default_factory=list)
     metric: str = "coco"
 
@@ -184,12 +184,13 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
 
 def score(
     coco: COCO, detections: list[dict], image_ids: list[int], sigmas: np.ndarray
-) -> dict[str, dict[str, float]]:
-    """Keypoint (OKS with these sigmas) and box AP/AR in % over image_ids; 0 with no detection."""
-    scores = {}
+) -> dict[str, dict[str, float | None]]:
+    """Keypoint (OKS with these sigmas) and box AP/AR in % over image_ids; 0 with no detection,
+    None where pycocotools has nothing to score (no person of that size: APm, APl)."""
+    scores: dict[str, dict[str, float | None]] = {}
     for iou_type, index in STAT_INDEX.items():
         if not detections:
-            scores[iou_type] = dict.fromkeys(METRICS, 0.0)
+            scores[iou_type] = {m: 0.0 for m in METRICS}
             continue
         with _quiet_stdout():
             dt = coco.loadRes([dict(d) for d in detections])
@@ -200,11 +201,17 @@ def score(
             evaluator.evaluate()
             evaluator.accumulate()
             evaluator.summarize()
-        stats = np.maximum(evaluator.stats, 0.0) * 100
+        stats = evaluator.stats
         scores[iou_type] = {
-            m: round(float(stats[i]), 2) for m, i in zip(METRICS, index, strict=True)
+            m: round(100 * float(stats[i]), 2) if stats[i] >= 0 else None
+            for m, i in zip(METRICS, index, strict=True)
         }
     return scores
+
+
+def _cell(value: float | None) -> str:
+    """A score in a table column; '-' where it is undefined."""
+    return f"{'-':>7}" if value is None else f"{value:>7.1f}"
 
 
 def format_table(results: list[EvalResult]) -> str:
@@ -216,7 +223,7 @@ def format_table(results: list[EvalResult]) -> str:
         f"{head}{metrics} {metrics}",
     ]
     for r in results:
-        kp = "".join(f"{r.keypoints[m]:>7.1f}" for m in METRICS)
-        bx = "".join(f"{r.bbox[m]:>7.1f}" for m in METRICS)
+        kp = "".join(_cell(r.keypoints[m]) for m in METRICS)
+        bx = "".join(_cell(r.bbox[m]) for m in METRICS)
         lines.append(f"{r.model:<22}{r.settings['resize']:<10}{r.images:>7}  {kp} {bx}")
     return "\n".join(lines)
