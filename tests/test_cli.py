@@ -14,7 +14,17 @@ import pytest
 
 from posecli.models import load_manifest
 
-from conftest import BUS, COCO_IMAGES, IMAGES, MODELS, ZIDANE, coco_files, jsonl_records, run_cli
+from conftest import (
+    BUS,
+    COCO_IMAGES,
+    IMAGES,
+    MODELS,
+    SHARED,
+    ZIDANE,
+    coco_files,
+    jsonl_records,
+    run_cli,
+)
 from tflite_builder import write_constant_model
 
 
@@ -248,3 +258,11 @@ def test_bench_reports_every_stage_and_the_ratio():
                                             abs=0.01)  # fmt: skip
     folder = run_cli("bench", "--images", COCO_IMAGES, "-n", "20")
     assert folder.returncode == 0 and b"end-to-end" in folder.stdout
+
+
+def test_bench_times_the_photos_of_a_folder_that_also_holds_a_video(tmp_path):
+    shutil.copy(BUS, tmp_path / "bus.jpg")
+    shutil.copy(SHARED / "videos" / "pets-vtest.avi", tmp_path / "walk.avi")
+    proc = run_cli("bench", "--images", tmp_path, "-n", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["images"] == 4

@@ -50,7 +50,8 @@ def bench(images_dir, count, video_path, as_json, **options) -> int:
         return EXIT_OK
     images_found = None
     if images_dir is not None:
-        images_found = [Path(i.path) for i in expand([str(images_dir)], False).items]
+        items = expand([str(images_dir)], False).items
+        images_found = [Path(i.path) for i in items if not i.is_video]  # --video times videos
         if not images_found:
             raise PoseCliError(f"{images_dir}: no images in this folder")
     report = bench_module.run(estimator, images_found, count)
