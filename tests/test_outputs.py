@@ -485,6 +485,9 @@ def test_a_save_dir_that_cannot_be_made_leaves_no_temp_file_of_the_output(tmp_pa
     (tmp_path / "afile").write_text("not a folder")
     proc = run_cli("infer", BUS, "-o", tmp_path / "out.json", "--save-dir", tmp_path / "afile/sub")
     assert proc.returncode == EXIT_OUTPUT, proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        f"posecli: error: {tmp_path / 'afile/sub'}: cannot write: not a directory"
+    ]  # the folder the user named, not a file posecli tried in it
     assert leftovers(tmp_path) == [] and not (tmp_path / "out.json").exists()
 
 

@@ -144,6 +144,14 @@ def check_writable(path: Path) -> None:
 
 
 def check_folder_writable(folder: Path) -> None:
-    """Create folder if needed and prove a file can be created in it."""
-    make_parent(folder / "probe")
-    check_writable(folder / "probe")
+    """Create folder if needed and prove a file can be created in it; an error names the
+    folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".posecli.", suffix=".part", dir=folder)
+    except FileExistsError as exc:  # a file where the folder should be
+        raise output_error(folder, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from exc
+    except OSError as exc:
+        raise output_error(folder, exc) from exc
+    os.close(fd)
+    os.unlink(tmp)
