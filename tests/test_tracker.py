@@ -182,6 +182,14 @@ def test_a_jump_in_time_ends_a_track_as_the_frames_between_would(back, same_id):
     assert ids_of(again) == ([1, 1] if same_id else [2])
 
 
+def test_a_person_seen_in_the_frame_before_a_long_gap_keeps_their_id():
+    """A stalled stream or a slow device: the next frame comes 1.9 s later, and the person
+    tracked in the frame before it is matched as usual (only lost tracks run out)."""
+    tracker = PoseTracker()
+    out = [tracker.update([person(0, 100)], t) for t in (0.0, 1 / 30, 2 / 30, 0.1, 2.0, 2.033)]
+    assert all(ids_of(frame) == [1] for frame in out)
+
+
 def test_zero_size_boxes_and_odd_inputs_do_not_break_the_tracker():
     """A box clipped to nothing at the image edge (it overlaps nothing, so it continues no track),
     NaN keypoints, NaN and infinite times: no error, and the whole person keeps their ID."""

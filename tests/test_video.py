@@ -6,6 +6,7 @@ import fcntl
 import http.server
 import json
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -442,6 +443,41 @@ def test_a_video_too_small_to_encode_is_not_saved_and_its_results_are_kept(tmp_p
         "(annotated copy not saved; the results are written)"
     )
     assert sorted(p.name for p in saved.iterdir()) == ["bus.jpg"]
+
+
+@pytest.mark.parametrize("limit", [8192, 100_000])
+def test_an_annotated_video_cut_short_by_a_file_size_limit_is_not_saved(pan_clip, tmp_path, limit):
+    """The copy hits `ulimit -f` while frames are muxed or only when the file is closed (its
+    index is written last): either way it is reported and not moved into place."""
+    saved = tmp_path / "saved"
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "posecli", "infer", str(pan_clip), "-f", "jsonl",
+               "--save-dir", str(saved)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, timeout=300, preexec_fn=small_files)
+    assert proc.returncode == 1
+    assert len(jsonl_records(proc.stdout)) == 24
+    line = one_error_line(proc)
+    assert line.startswith(f"posecli: error: cannot write {saved / 'pan.mp4'}: ")
+    assert line.endswith("(annotated copy not saved; the results are written)")
+    assert list(saved.iterdir()) == []
+
+
+def test_skip_existing_keeps_the_records_of_a_file_finished_under_another_spelling(tmp_path):
+    """A file given again under another spelling is redone (its copy has another name), but
+    the records of the finished spelling stay."""
+    (tmp_path / "imgs").mkdir()
+    for photo in (BUS, ZIDANE):
+        (tmp_path / "imgs" / photo.name).write_bytes(photo.read_bytes())
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    first = ["imgs/bus.jpg", "imgs/zidane.jpg", "-o", out, "--save-dir", saved]
+    assert run_cli("infer", *first, cwd=tmp_path).returncode == 0
+    proc = run_cli("infer", *first, "./imgs/bus.jpg", "--skip-existing", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    images = sorted(r["image"] for r in jsonl_records(out.read_bytes()))
+    assert images == ["./imgs/bus.jpg", "imgs/bus.jpg", "imgs/zidane.jpg"]
 
 
 def test_url_sources_can_be_saved_twice_into_the_same_folder(server, tmp_path):

@@ -241,10 +241,11 @@ class PoseTracker:
 
     def _expire(self, now: float) -> None:
         """Drop the lost tracks missed for longer than the buffer by `now`, before matching, so
-        that a jump in time (dropped frames, a seek) ends them as the frames between would."""
+        that a jump in time (dropped frames, a seek) ends them as the frames between would; a
+        track matched in the last frame stays, however long ago that was."""
         assert self._tracks is not None
         missed = now - self._tracks.seen - 1.0 / self.fps
-        keep = missed <= self.settings.buffer / 30.0 + 1e-6
+        keep = self._tracks.tracked | (missed <= self.settings.buffer / 30.0 + 1e-6)
         if not keep.all():
             self._tracks = self._tracks.take(keep)
 

@@ -92,19 +92,25 @@ class AnnotatedVideo:
         Path(self.tmp).unlink(missing_ok=True)
 
     def _encode_all(self) -> None:
-        """The encoder thread: draw, convert to I420 and encode each queued frame."""
+        """The encoder thread: draw, convert to I420 and encode each queued frame. Any failure,
+        closing the file included, is kept for `finish`; the queue is drained to its end."""
+        drained = False
         try:
             while (item := self.frames.get()) is not None:
                 if self.failure is None:
                     self._encode(*item)
+            drained = True
             if self.failure is None:
                 self.container.mux(self.stream.encode(None))
-        except Exception as exc:  # any failure, so that the queue is still drained below
-            self.failure = exc
-            while self.frames.get() is not None:
+        except Exception as exc:
+            self.failure = self.failure or exc
+            while not drained and self.frames.get() is not None:
                 pass
         finally:
-            self.container.close()
+            try:
+                self.container.close()
+            except Exception as exc:  # a full disk shows here, when the last data is written
+                self.failure = self.failure or exc
 
     def _encode(self, bgr: np.ndarray, poses: list[Pose]) -> None:
         """Encode one annotated frame."""

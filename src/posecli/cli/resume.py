@@ -45,7 +45,7 @@ def finished_items(
     if save_dir is not None:
         saved = {i.path for i in items if annotated_copy(save_dir, i).is_file()}
         done &= saved
-    recorded = {source_key(text) for text, _ in records}
+    recorded = {source_key(text) for text, _ in records} - {source_key(p) for p in done}
     redone = {i.path for i in items if i.path not in done and source_key(i.path) in recorded}
     return done, drop_records(redone, sink)
 
