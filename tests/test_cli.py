@@ -226,6 +226,18 @@ def test_usage_errors_exit_2():
     assert proc.returncode == 2 and b"--skip-existing needs" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["infer", BUS, "--timeout", "nan"], ["infer", BUS, "--conf", "nan"],
+     ["track", BUS, "--sequence", "--fps", "inf"], ["track", BUS, "--smooth", "--smooth-beta",
+     "inf"]],
+)  # fmt: skip
+def test_nan_or_infinity_for_a_number_is_a_usage_error(args):
+    """click's ranges let NaN and infinity through; they ended in an internal error."""
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and b"is not a finite number" in proc.stderr
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "text"])
 def test_skip_existing_refuses_an_output_file_it_would_rewrite(tmp_path, fmt):
     """Resuming into a csv/json/text file would write it afresh with only the new items."""

@@ -22,7 +22,14 @@ from ..sources import IMAGE_EXTENSIONS, Inputs, Item, expand, select_shard, uniq
 from ..writers import FORMATS, Writer, make_writer
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
 from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
-from .options import apply_options, build_estimator, conf_option, model_options, pipeline_options
+from .options import (
+    Number,
+    apply_options,
+    build_estimator,
+    conf_option,
+    model_options,
+    pipeline_options,
+)
 from .resume import finished_items
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -45,13 +52,13 @@ def run_options(formats: tuple[str, ...]):
                      "starting it afresh (for shards sharing a file)."),
         click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Save annotated copies of images and videos here."),
-        click.option("--kpt-conf", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+        click.option("--kpt-conf", type=Number(0, 1), default=0.5, show_default=True,
                      help="Keypoints below this confidence are not drawn."),
         click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True,
                      help="Process every Nth frame of videos."),
         click.option("--every-frame", is_flag=True, help="Live sources: process every frame "
                      "(default: drop frames while inference is behind)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+        click.option("--timeout", type=Number(min=0, min_open=True),
                      default=video.DEFAULT_TIMEOUT, show_default=True,
                      help="Seconds to wait for a URL or camera to answer before giving up."),
         click.option("-r", "--recursive", is_flag=True, help="Look for images in subfolders too."),

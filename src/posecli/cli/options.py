@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from .. import images, models
 from ..estimator import PoseEstimator
 from ..preprocess import INTERPOLATIONS, RESIZE_MODES
 from ..tta import TTA_MODES
+
+
+class Number(click.FloatRange):
+    """click's FloatRange, which lets NaN and infinity through (they fail no comparison with a
+    bound), refusing them too."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def apply_options(options: list, func):
@@ -37,7 +50,7 @@ kpt_spec_option = click.option(
 def pipeline_options(func):
     """Thresholds and runtime options shared by infer, track, eval and bench."""
     return apply_options([
-        click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+        click.option("--iou", type=Number(0, 1), default=0.7, show_default=True,
                      help="NMS IoU threshold."),
         click.option("--max-det", type=click.IntRange(1), default=100, show_default=True,
                      help="Most people kept per image."),
@@ -64,7 +77,7 @@ def pipeline_options(func):
 
 def conf_option(default: float):
     """--conf, whose default differs between infer (0.25) and eval (0.001)."""
-    return click.option("--conf", type=click.FloatRange(0, 1), default=default,
+    return click.option("--conf", type=Number(0, 1), default=default,
                         show_default=True, help="Person score threshold.")  # fmt: skip
 
 

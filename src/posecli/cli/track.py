@@ -17,7 +17,7 @@ from ..tracker import TrackerSettings
 from ..tracking import DEFAULT_FPS, TrackOptions, track_events
 from ..writers import TRACK_FORMATS
 from .infer import Stage, run_options, run_sources
-from .options import apply_options, model_options, pipeline_options
+from .options import Number, apply_options, model_options, pipeline_options
 
 DEFAULTS = TrackerSettings()
 # The flag that each option tunes: without it, giving the option is a usage error.
@@ -26,7 +26,7 @@ TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smoot
 
 def tracker_options(func):
     """The association, smoothing and image-sequence options, defaulting to TrackerSettings'."""
-    unit = click.FloatRange(0, 1)
+    unit = Number(0, 1)
     return apply_options([
         click.option("--track-high", type=unit, default=DEFAULTS.high, show_default=True,
                      help="Detections at least this sure are matched to tracks first."),
@@ -42,7 +42,7 @@ def tracker_options(func):
         click.option("--keypoint-weight", type=unit, default=DEFAULTS.keypoint_weight,
                      show_default=True, help="Weight of keypoint similarity (OKS) against "
                                              "box IoU in the matching."),
-        click.option("--duplicate-iou", type=click.FloatRange(0, 1, min_open=True),
+        click.option("--duplicate-iou", type=Number(0, 1, min_open=True),
                      default=DEFAULTS.duplicate, show_default=True,
                      help="A detection at this box IoU with a person matched in the frame "
                           "starts no track (1: off)."),
@@ -50,16 +50,16 @@ def tracker_options(func):
                      help="Match by box IoU only (ByteTrack's association, no keypoints)."),
         click.option("--smooth", is_flag=True,
                      help="One Euro filter on every keypoint of every track."),
-        click.option("--smooth-beta", type=click.FloatRange(0), default=BETA, show_default=True,
+        click.option("--smooth-beta", type=Number(0), default=BETA, show_default=True,
                      help="--smooth: how fast the filter opens with speed (less lag, more "
                           "jitter)."),
-        click.option("--smooth-min-cutoff", type=click.FloatRange(0, min_open=True),
+        click.option("--smooth-min-cutoff", type=Number(0, min_open=True),
                      default=MIN_CUTOFF, show_default=True,
                      help="--smooth: cutoff in Hz at rest (lower: steadier, more lag)."),
         click.option("--sequence", is_flag=True,
                      help="Track the images as the frames of one video, in the order given "
                           "(a folder's in name order); otherwise each image is tracked alone."),
-        click.option("--fps", type=click.FloatRange(0, min_open=True), default=DEFAULT_FPS,
+        click.option("--fps", type=Number(0, min_open=True), default=DEFAULT_FPS,
                      show_default=True, help="--sequence: frames per second of the images."),
     ], func)  # fmt: skip
 
@@ -68,7 +68,7 @@ def tracker_options(func):
 @click.argument("sources", nargs=-1, required=True)
 @model_options
 @pipeline_options
-@click.option("--conf", type=click.FloatRange(0, 1), default=None,
+@click.option("--conf", type=Number(0, 1), default=None,
               help="Person score threshold [default: --track-low, which the tracker's second "
                    "stage needs].")  # fmt: skip
 @run_options(TRACK_FORMATS)
