@@ -559,7 +559,7 @@ def test_results_where_an_annotated_copy_goes_are_refused(tmp_path):
 @pytest.mark.parametrize(
     ("redirect", "args", "status"),
     [(">&-", ["-o", "out.jsonl"], 0), ("2>&-", ["-o", "out.jsonl"], 0),
-     (">&-", ["-f", "jsonl"], 74)],
+     (">&-", ["-f", "jsonl"], 74), (">&-", ["--help"], 74)],
 )  # fmt: skip
 def test_a_closed_standard_stream_is_no_internal_error(tmp_path, redirect, args, status):
     """Run with stdout or stderr closed by the shell: results for a file are written as usual;
@@ -576,3 +576,11 @@ def test_a_closed_standard_stream_is_no_internal_error(tmp_path, redirect, args,
             "posecli: error: standard output: cannot write: it is closed"
         )
     assert b"Traceback" not in (proc.stderr or b"")
+
+
+def test_a_closed_standard_input_is_an_empty_list_of_paths(tmp_path):
+    command = shlex.join([sys.executable, "-m", "posecli", "infer", "-"])
+    proc = subprocess.run(f"{command} <&-", shell=True, cwd=tmp_path, timeout=120,
+                          capture_output=True)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines()[-1] == "posecli: error: no images to process"

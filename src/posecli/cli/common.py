@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import click
 
+from .. import files
 from ..writers import write_stdout
 
 T = TypeVar("T")
@@ -36,16 +37,17 @@ def echo(text: str) -> None:
 
 
 class ClosedOutput(io.TextIOBase):
-    """Standard output that the caller closed (`>&-`): writing to it is an output error."""
+    """Standard output that the caller closed (`>&-`): writing to it is an output error, from
+    posecli's writers and from click's help and version text alike."""
 
     def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "it is closed")
+        raise files.output_error("standard output", OSError(errno.EBADF, "it is closed"))
 
 
 def stand_in_for_closed_streams() -> None:
     """Give a closed standard output or error (`>&-`, `2>&-`) a stand-in: /dev/null on the file
     descriptor, so that no file opened later takes its number; ClosedOutput for results sent
-    to standard output; /dev/null for messages."""
+    to standard output; /dev/null for messages, and an empty standard input."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
@@ -58,6 +60,8 @@ def stand_in_for_closed_streams() -> None:
         sys.stdout = ClosedOutput()
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)
 
 
 def divert_native_stderr() -> None:
