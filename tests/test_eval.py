@@ -244,3 +244,9 @@ def test_a_size_without_people_is_undefined_not_zero(tmp_path):
     assert result["keypoints"]["APm"] is not None and result["keypoints"]["AP"] >= 0
     table = run_cli(*args).stdout.decode().splitlines()
     assert table[-1].split()[7] == "-"  # model, resize, images, AP, AP50, AP75, APm, APl
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    proc = run_cli("eval", "--annotations", annotations, "--results", empty, "--json")
+    assert proc.returncode == 0, proc.stderr
+    nothing = json.loads(proc.stdout)["keypoints"]
+    assert nothing["APl"] is None and nothing["AP"] == nothing["APm"] == nothing["AR"] == 0

@@ -185,18 +185,23 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
 def score(
     coco: COCO, detections: list[dict], image_ids: list[int], sigmas: np.ndarray
 ) -> dict[str, dict[str, float | None]]:
-    """Keypoint (OKS with these sigmas) and box AP/AR in % over image_ids; 0 with no detection,
-    None where pycocotools has nothing to score (no person of that size: APm, APl)."""
+    """Keypoint (OKS with these sigmas) and box AP/AR in % over image_ids; None where
+    pycocotools has nothing to score (no person of that size: APm, APl), also with no
+    detection at all."""
     scores: dict[str, dict[str, float | None]] = {}
+    category, count = keypoint_category(coco)
+    if not detections and image_ids:  # loadRes takes no empty list: one that matches nobody
+        detections = [{"image_id": image_ids[0], "category_id": category, "score": 1e-9,
+                       "bbox": [0, 0, 1, 1], "keypoints": [0.0] * (3 * count)}]  # fmt: skip
     for iou_type, index in STAT_INDEX.items():
         if not detections:
-            scores[iou_type] = {m: 0.0 for m in METRICS}
+            scores[iou_type] = dict.fromkeys(METRICS)
             continue
         with _quiet_stdout():
             dt = coco.loadRes([dict(d) for d in detections])
             evaluator = COCOeval(coco, dt, iou_type)
             evaluator.params.imgIds = sorted(image_ids)
-            evaluator.params.catIds = [keypoint_category(coco)[0]]
+            evaluator.params.catIds = [category]
             evaluator.params.kpt_oks_sigmas = sigmas
             evaluator.evaluate()
             evaluator.accumulate()
