@@ -45,9 +45,9 @@ class ClosedOutput(io.TextIOBase):
 
 
 def stand_in_for_closed_streams() -> None:
-    """Give a closed standard output or error (`>&-`, `2>&-`) a stand-in: /dev/null on the file
+    """Give closed standard streams (`<&-`, `>&-`, `2>&-`) stand-ins: /dev/null on the file
     descriptor, so that no file opened later takes its number; ClosedOutput for results sent
-    to standard output; /dev/null for messages, and an empty standard input."""
+    to standard output; /dev/null for messages; an empty standard input."""
     for fd in (0, 1, 2):
         try:
             os.fstat(fd)
