@@ -354,6 +354,30 @@ def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
     assert sorted(out.read_text().splitlines()) == sorted(complete)
 
 
+def test_skip_existing_redoes_a_video_recorded_at_another_stride(pan_clip, tmp_path):
+    """8 records of frames 0-7 (a stride-1 run stopped early) are as many as a stride-3 run
+    gives, but not its frames: the video is redone."""
+    out = tmp_path / "out.jsonl"
+    assert run_cli("infer", pan_clip, "-o", out).returncode == 0
+    out.write_text("".join(out.read_text().splitlines(keepends=True)[:8]))
+    proc = run_cli("infer", pan_clip, "-o", out, "--vid-stride", "3", "--skip-existing")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["frame"] for r in jsonl_records(out.read_bytes())] == list(range(0, 24, 3))
+
+
+def test_track_does_not_take_infer_records_as_its_own(pan_clip, tmp_path):
+    """Records without IDs (from infer) are not a finished track run: they are redone, so
+    every pose in the file has an id."""
+    out = tmp_path / "out.jsonl"
+    assert run_cli("infer", pan_clip, "-o", out).returncode == 0
+    proc = run_cli("track", pan_clip, "-o", out, "--skip-existing")
+    assert proc.returncode == 0, proc.stderr
+    assert b"skipped" not in proc.stderr
+    records = jsonl_records(out.read_bytes())
+    poses = [p for r in records for p in r["poses"]]
+    assert len(records) == 24 and poses and all(isinstance(p["id"], int) for p in poses)
+
+
 def test_skip_existing_knows_a_finished_video_by_another_spelling(pan_clip, tmp_path):
     out = tmp_path / "out.jsonl"
     clip = tmp_path / "clip.mp4"

@@ -114,7 +114,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     skipped = 0
     if skip_existing:
         items, skipped = unfinished_items(items, inputs, jsonl_file, save_dir, vid_stride, writer,
-                                          timeout)  # fmt: skip
+                                          timeout, tracked=stage is not None)  # fmt: skip
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
@@ -170,14 +170,14 @@ def selected_items(inputs: Inputs, shard_index: tuple[int, int] | None, fmt: str
 
 
 def unfinished_items(items: list[Item], inputs: Inputs, jsonl_file: Path | None,
-                     save_dir: Path | None, vid_stride: int, writer: Writer, timeout: float
-                     ) -> tuple[list[Item], int]:  # fmt: skip
-    """--skip-existing: the items not finished by an earlier run, and how many were; a video
-    whose records cannot be rewritten gets an error line (added to the inputs' errors). The
-    writer's output is abandoned on any exception."""
+                     save_dir: Path | None, vid_stride: int, writer: Writer, timeout: float,
+                     tracked: bool) -> tuple[list[Item], int]:  # fmt: skip
+    """--skip-existing: the items not finished by an earlier run of the same command (`tracked`:
+    track), and how many were; a video whose records cannot be rewritten gets an error line
+    (added to the inputs' errors). The writer's output is abandoned on any exception."""
     try:
         done, blocked = finished_items(jsonl_file, save_dir, items, vid_stride, writer.sink,
-                                       timeout)  # fmt: skip
+                                       timeout, tracked)  # fmt: skip
     except BaseException:
         writer.sink.abort()
         raise

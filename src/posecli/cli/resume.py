@@ -12,6 +12,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -23,12 +24,24 @@ from ..writers import Sink
 from .frames import annotated_copy
 
 
+@dataclass(frozen=True)
+class Record:
+    """What a jsonl record says about the run that wrote it."""
+
+    source: str  # the "image" text
+    frame: int | None  # the video frame, None for an image
+    fits: bool  # written by the same command: every pose has an "id" if tracked, none if not
+
+
 def finished_items(
     jsonl: Path | None, save_dir: Path | None, items: list[Item], stride: int, sink: Sink,
-    timeout: float,
+    timeout: float, tracked: bool = False,
 ) -> tuple[set[str], dict[str, str]]:  # fmt: skip
     """Paths already done (recorded in the jsonl file and/or saved in save_dir, both if both),
     and the items to redo whose old records cannot be removed now, with the reason.
+
+    Only records of the same command count (`tracked`: `posecli track`'s, whose poses have an
+    "id"), and a video only with every `stride`th frame recorded, each once.
 
     An item that is redone has its records removed from the jsonl file first (a video partly
     recorded, or anything recorded whose annotated copy is missing), so that nothing is written
@@ -36,26 +49,27 @@ def finished_items(
     --append) is writing it.
     """
     done = {i.path for i in items}
-    records: list[tuple[str, bool]] = []
+    records: list[Record] = []
     if jsonl is not None:
-        records = list(recorded_sources(jsonl))
+        records = list(recorded_sources(jsonl, tracked))
         videos = {i.path for i in items if i.is_video}
         images = [i for i in items if i.path not in videos]
         done &= recorded_files(records, images) | finished_videos(records, videos, stride, timeout)
     if save_dir is not None:
         saved = {i.path for i in items if annotated_copy(save_dir, i).is_file()}
         done &= saved
-    recorded = {source_key(text) for text, _ in records} - {source_key(p) for p in done}
+    recorded = {source_key(r.source) for r in records} - {source_key(p) for p in done}
     redone = {i.path for i in items if i.path not in done and source_key(i.path) in recorded}
     return done, drop_records(redone, sink)
 
 
-def recorded_files(records: list[tuple[str, bool]], items: list[Item]) -> set[str]:
-    """The image items that a record names. A record's text names two files when a name with
-    a non-UTF-8 byte, printed as \\xNN, sits beside a file literally named so: both count as
-    done once that text has been recorded twice."""
+def recorded_files(records: list[Record], items: list[Item]) -> set[str]:
+    """The image items that a fitting record names. A record's text names two files when a name
+    with a non-UTF-8 byte, printed as \\xNN, sits beside a file literally named so: both count
+    as done once that text has been recorded twice."""
     done: set[tuple[int, int]] = set()
-    for text, count in Counter(text for text, frame in records if not frame).items():
+    images = (r.source for r in records if r.frame is None and r.fits)
+    for text, count in Counter(images).items():
         ids = {f for f in map(files.identity, spellings(text)) if f is not None}
         if count >= len(ids):
             done |= ids
@@ -63,13 +77,23 @@ def recorded_files(records: list[tuple[str, bool]], items: list[Item]) -> set[st
 
 
 def finished_videos(
-    records: list[tuple[str, bool]], paths: set[str], stride: int, timeout: float
+    records: list[Record], paths: set[str], stride: int, timeout: float
 ) -> set[str]:
-    """Videos with as many frame records as their container says they have frames (every
-    `stride`th). Cameras and streams are never finished."""
-    counts = Counter(source_key(text) for text, frame in records if frame)
-    return {p for p in paths if counts[source_key(p)] and
-            counts[source_key(p)] == expected_frames(p, stride, timeout)}  # fmt: skip
+    """Videos whose records are exactly the frames a run at `stride` gives (0, stride, 2 x
+    stride, ... of the frames their container declares), each once and fitting the run.
+    Cameras and streams are never finished."""
+    frames: dict[object, list[int]] = {}
+    misfits = set()
+    for r in records:
+        if r.frame is not None:
+            frames.setdefault(source_key(r.source), []).append(r.frame)
+            if not r.fits:
+                misfits.add(source_key(r.source))
+    return {
+        path for path in paths
+        if source_key(path) in frames and source_key(path) not in misfits
+        and sorted(frames[source_key(path)]) == expected_frames(path, stride, timeout)
+    }  # fmt: skip
 
 
 def drop_records(paths: set[str], sink: Sink) -> dict[str, str]:
@@ -85,17 +109,17 @@ def drop_records(paths: set[str], sink: Sink) -> dict[str, str]:
     return dict.fromkeys(paths, reason)
 
 
-def expected_frames(path: str, stride: int, timeout: float) -> int:
-    """Frames a full run over a video file gives: its container's count / stride (0 if unknown,
-    and for cameras and streams)."""
+def expected_frames(path: str, stride: int, timeout: float) -> list[int]:
+    """The frame numbers a full run over a video file records: every `stride`th of the frames
+    its container declares (none if unknown, and for cameras and streams)."""
     if video.camera_device(path) or video.is_url(path):
-        return 0
+        return []
     try:
         source = video.open_source(path, timeout)
     except VideoError:
-        return 0
+        return []
     try:
-        return 0 if source.live else -(-source.frame_count // stride)
+        return [] if source.live else list(range(0, source.frame_count, stride))
     finally:
         source.close()
 
@@ -121,15 +145,23 @@ def spellings(text: str) -> set[str]:
     return {text, os.fsdecode(raw)}
 
 
-def recorded_sources(jsonl: Path) -> Iterator[tuple[str, bool]]:
-    """(source, is a video frame) of each complete record in a jsonl results file."""
+def recorded_sources(jsonl: Path, tracked: bool) -> Iterator[Record]:
+    """Each complete record of a jsonl results file, and whether it fits a `tracked` run."""
     if not jsonl.is_file():
         return
     data = jsonl.read_bytes()
     for line in data[: data.rfind(b"\n") + 1].splitlines():
         record = _record(line)
-        if record is not None and isinstance(record.get("image"), str):
-            yield record["image"], "frame" in record
+        if record is None or not isinstance(record.get("image"), str):
+            continue
+        frame = record.get("frame")
+        poses = record.get("poses")
+        ids = [isinstance(p, dict) and "id" in p for p in poses] if isinstance(poses, list) else []
+        fits = all(ids) if tracked else not any(ids)
+        if "frame" in record:
+            yield Record(record["image"], frame if isinstance(frame, int) else -1, fits)
+        else:
+            yield Record(record["image"], None, fits)
 
 
 def _line_key(line: bytes) -> object:
