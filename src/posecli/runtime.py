@@ -53,12 +53,17 @@ def native_stderr_silenced() -> Iterator[None]:
             os.close(devnull)
 
 
-def anchors_for(height: int, width: int) -> int:
-    """Output columns F for an N x M input: the cells of the stride 8, 16 and 32 grids.
+def grid_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """(rows, columns) of the stride 8, 16 and 32 anchor grids of an N x M input, in output order.
 
     A stride-2 convolution rounds up, so a side that does not divide gives ceil(side / s) cells.
     """
-    return sum(-(-height // s) * -(-width // s) for s in STRIDES)
+    return [(-(-height // s), -(-width // s)) for s in STRIDES]
+
+
+def anchors_for(height: int, width: int) -> int:
+    """Output columns F for an N x M input: the cells of its anchor grids."""
+    return sum(rows * cols for rows, cols in grid_shapes(height, width))
 
 
 def default_threads() -> int:

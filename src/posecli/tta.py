@@ -6,8 +6,9 @@ from functools import cache
 
 import numpy as np
 
+from .runtime import grid_shapes
+
 TTA_MODES = ("none", "flip")
-STRIDES = (8, 16, 32)
 SIDES = {"left": "right", "right": "left"}
 
 
@@ -24,11 +25,9 @@ def flip_index(names: tuple[str, ...]) -> tuple[int, ...]:
 
 @cache
 def mirror_anchors(height: int, width: int) -> np.ndarray:
-    """(F,) index of each anchor's mirror: at grid (i, j) of a level W wide, (i, W - 1 - j);
-    a level has ceil(side / stride) cells a side, as the model's output (see anchors_for)."""
+    """(F,) index of each anchor's mirror: at grid (i, j) of a level W wide, (i, W - 1 - j)."""
     levels, start = [], 0
-    for stride in STRIDES:
-        rows, cols = -(-height // stride), -(-width // stride)
+    for rows, cols in grid_shapes(height, width):
         grid = np.arange(rows * cols).reshape(rows, cols)[:, ::-1]
         levels.append(start + grid.ravel())
         start += rows * cols
