@@ -240,9 +240,9 @@ class PoseTracker:
         return now
 
     def _expire(self, now: float) -> None:
-        """Drop the lost tracks missed for longer than the buffer by `now`, before matching, so
-        that a jump in time (dropped frames, a seek) ends them as the frames between would; a
-        track matched in the last frame stays, however long ago that was."""
+        """Drop the lost tracks missed for longer than the buffer by `now`, before matching (the
+        one place tracks run out), so that a jump in time (dropped frames, a seek) ends them as
+        the frames between would; a track matched in the last frame stays, however long ago."""
         assert self._tracks is not None
         missed = now - self._tracks.seen - 1.0 / self.fps
         keep = self._tracks.tracked | (missed <= self.settings.buffer / 30.0 + 1e-6)
@@ -319,8 +319,9 @@ class PoseTracker:
     def _correct(
         self, track_of: np.ndarray, boxes: np.ndarray, kpts: np.ndarray, now: float
     ) -> np.ndarray:
-        """Update matched tracks, confirm new ones seen twice, lose or drop the unmatched; the
-        IDs of the matched detections' tracks."""
+        """Update matched tracks, confirm new ones seen twice, mark the unmatched lost (they run
+        out in `_expire`) and drop unconfirmed ones not matched again; the IDs of the matched
+        detections' tracks."""
         assert self._tracks is not None
         tracks = self._tracks
         dets = np.nonzero(track_of >= 0)[0]
@@ -336,9 +337,8 @@ class PoseTracker:
         new = rows[tracks.ids[rows] == 0]
         tracks.ids[new] = self._take_ids(len(new))
         matched_ids = tracks.ids[rows]
-        keep = (tracks.ids > 0) & (now - tracks.seen <= self.settings.buffer / 30.0 + 1e-6)
-        if not keep.all():
-            self._tracks = tracks.take(keep)
+        if not (tracks.ids > 0).all():  # an unconfirmed track not matched again is dropped
+            self._tracks = tracks.take(tracks.ids > 0)
         return matched_ids
 
     def _start(
