@@ -8,7 +8,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from .keypoints import KeypointSpec
+from .keypoints import DEFAULT_LABEL, KeypointSpec
 from .pose import Pose
 
 KEYPOINT_COLOR = (0, 0, 255)
@@ -32,7 +32,7 @@ def draw_poses(
     canvas = image.copy()
     lw = line_width(canvas)
     limbs = spec.limbs() if spec else []
-    name = spec.label if spec else "person"
+    name = spec.label if spec else DEFAULT_LABEL
     for pose in poses:
         _draw_box(canvas, pose, lw)
         visible = pose.keypoints[:, 2] >= kpt_conf
@@ -77,7 +77,7 @@ def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float
 
 
 def label_rects(
-    poses: list[Pose], image_shape: tuple[int, ...], lw: int, name: str = "person"
+    poses: list[Pose], image_shape: tuple[int, ...], lw: int, name: str = DEFAULT_LABEL
 ) -> np.ndarray:
     """(N, 4) int x1, y1, x2, y2 of each pose's label, inside the image, placed greedily (poses
     in order) at the first spot by its box, else the nearest in the image, that is still free."""

@@ -15,6 +15,7 @@ from .filekinds import not_regular_reason
 
 BOX_ROWS = 5  # cx, cy, w, h, score; the K keypoints' values follow in a model's output
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+DEFAULT_LABEL = "person"  # what a model finds when its spec names no class
 Color = tuple[int, int, int]
 
 
@@ -35,7 +36,7 @@ class KeypointSpec:
     sigmas: np.ndarray | None = None
     dims: int | None = None
     source: str = "built-in"
-    label: str = "person"
+    label: str = DEFAULT_LABEL
 
     @property
     def count(self) -> int:
@@ -172,9 +173,9 @@ def _parse(data: dict, source: str) -> KeypointSpec:
 
 
 def _class_name(value: object) -> str:
-    """The one class name of Ultralytics' `names` ({0: name} or [name]); "person" if absent."""
+    """The one class name of Ultralytics' `names` ({0: name} or [name]); DEFAULT_LABEL if absent."""
     if value is None:
-        return "person"
+        return DEFAULT_LABEL
     names = list(value.values()) if isinstance(value, dict) else value
     if not isinstance(names, list) or len(names) != 1:
         raise _Invalid(f"names must give one class (posecli reads one-class pose models), "

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import files
 from .errors import ImageError, OutputError, PoseCliError
+from .keypoints import DEFAULT_LABEL
 from .mot import mot_rows
 from .pose import ImageResult, Pose, printable_path
 
@@ -219,7 +220,7 @@ class Writer:
     streaming = False
     separator = ""
 
-    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = "person"):
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = DEFAULT_LABEL):
         self.sink = sink
         self.keypoint_names = keypoint_names
         self.label = label
@@ -303,7 +304,7 @@ class JsonWriter(Writer):
 class CocoWriter(JsonWriter):
     """A COCO results list (pycocotools loadRes) with image_id from the file name's number."""
 
-    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = "person"):
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = DEFAULT_LABEL):
         super().__init__(sink, keypoint_names, label)
         self.ids: dict[int, str] = {}
 
@@ -363,7 +364,7 @@ def make_writer(
     keypoint_names: tuple[str, ...],
     append: bool = False,
     tracked: bool = False,
-    label: str = "person",
+    label: str = DEFAULT_LABEL,
 ) -> Writer:
     """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
 
@@ -376,7 +377,7 @@ def make_writer(
 
 def counted(n: int, label: str) -> str:
     """'1 person', '3 people'; another class name takes an s: '3 hands'."""
-    if label == "person":
+    if label == DEFAULT_LABEL:
         return f"{n} {'person' if n == 1 else 'people'}"
     return f"{n} {label}{'' if n == 1 else 's'}"
 
