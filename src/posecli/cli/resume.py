@@ -154,14 +154,12 @@ def recorded_sources(jsonl: Path, tracked: bool) -> Iterator[Record]:
         record = _record(line)
         if record is None or not isinstance(record.get("image"), str):
             continue
-        frame = record.get("frame")
         poses = record.get("poses")
         ids = [isinstance(p, dict) and "id" in p for p in poses] if isinstance(poses, list) else []
-        fits = all(ids) if tracked else not any(ids)
-        if "frame" in record:
-            yield Record(record["image"], frame if isinstance(frame, int) else -1, fits)
-        else:
-            yield Record(record["image"], None, fits)
+        frame = record.get("frame")
+        if "frame" in record and not isinstance(frame, int):
+            frame = -1  # a frame record without a frame number: it matches no frame
+        yield Record(record["image"], frame, all(ids) if tracked else not any(ids))
 
 
 def _line_key(line: bytes) -> object:
