@@ -20,7 +20,8 @@ import io
 import itertools
 import pickle
 import time
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import av
@@ -65,6 +66,7 @@ class Truth:
     keypoints: np.ndarray  # (G, 17, 3) x, y, 1 where visible (else 0)
     areas: np.ndarray  # (G,) visible mask area, frame pixels
     ignore: np.ndarray  # (I, 4) boxes of people too small or hidden
+    ignore_ids: np.ndarray  # (I,) whose they are
     crowd: np.ndarray  # (C, 4) COCO crowd regions
 
 
@@ -157,7 +159,7 @@ def occluder_image(coco: COCO, rng: np.random.Generator, band: int) -> np.ndarra
 def frame_truth(people: list[Person], mat: np.ndarray, band: tuple[float, float]) -> Truth:
     """Visible boxes, keypoints and areas of the people in one frame."""
     s, tx, ty = mat[0, 0], mat[0, 2], mat[1, 2]
-    ids, boxes, kpts, areas, ignore, crowd = [], [], [], [], [], []
+    ids, boxes, kpts, areas, ignore, ignore_ids, crowd = [], [], [], [], [], [], []
     for pid, p in enumerate(people):
         h, w = p.mask.shape
         fx = s * (p.x0 + np.arange(w) + 0.5) + tx
@@ -176,6 +178,7 @@ def frame_truth(people: list[Person], mat: np.ndarray, band: tuple[float, float]
         share = visible.sum() / p.mask.sum()
         if box[3] - box[1] < MIN_HEIGHT or share < MIN_VISIBLE:
             ignore.append(box)
+            ignore_ids.append(pid + 1)
             continue
         k = p.keypoints.copy()
         k[:, :2] = k[:, :2] * s + [tx, ty]
@@ -189,7 +192,8 @@ def frame_truth(people: list[Person], mat: np.ndarray, band: tuple[float, float]
         areas.append(visible.sum() * s * s)
     return Truth(
         np.array(ids, np.int64), np.array(boxes).reshape(-1, 4), np.array(kpts).reshape(-1, 17, 3),
-        np.array(areas), np.array(ignore).reshape(-1, 4), np.array(crowd).reshape(-1, 4),
+        np.array(areas), np.array(ignore).reshape(-1, 4), np.array(ignore_ids, np.int64),
+        np.array(crowd).reshape(-1, 4),
     )  # fmt: skip
 
 
@@ -294,6 +298,7 @@ def detected_truth(truth: Truth, detections: list[Pose]) -> Truth:
     return replace(
         truth, ids=truth.ids[found], boxes=truth.boxes[found], keypoints=truth.keypoints[found],
         areas=truth.areas[found], ignore=np.concatenate((truth.ignore, truth.boxes[~found])),
+        ignore_ids=np.concatenate((truth.ignore_ids, truth.ids[~found])),
     )  # fmt: skip
 
 
@@ -325,6 +330,51 @@ class Row:
             f"{10 * c.switches / self.people:.2f} | {c.false_positives} | {c.misses} | "
             f"{100 * d.idf1:.1f} | {d.switches} | {1000 * self.seconds / self.frames:.2f} |"
         )
+
+
+@dataclass
+class Bound:
+    """The best scores any tracker can reach with the model's detections under the issue's rules:
+    it outputs only detections, gives an ID to one person only, and gives a new ID to a person
+    that no detection has found for longer than the buffer."""
+
+    objects: int  # scored ground-truth boxes
+    longest: int  # of them, those on each person's longest run of detections within the buffer
+    forced: int  # ID switches no such tracker avoids: runs after each person's first
+    people: int
+
+    def __add__(self, other: Bound) -> Bound:
+        return Bound(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def idf1(self) -> float:
+        """With no false positives and each person's longest run on one ID, the rest left out."""
+        return 2 * self.longest / (self.objects + self.longest)
+
+
+def best_possible(seq: Sequence, dets: list[list[Pose]], settings: TrackerSettings,
+                  evidence: float = 0.5) -> Bound:  # fmt: skip
+    """The bound of one sequence. A person counts as found in a frame by any detection (score
+    >= low) at box IoU 0.5 with their scored box, and as seen (keeping a track alive) by one at
+    IoU `evidence` or more with their visible box, hidden or small ones included."""
+    found: defaultdict[int, list[int]] = defaultdict(list)
+    seen: defaultdict[int, list[int]] = defaultdict(list)
+    for f, (t, d) in enumerate(zip(seq.truth, dets, strict=True)):
+        boxes = boxes_of([p for p in d if p.score >= settings.low])
+        iou = box_iou_matrix(np.concatenate((t.boxes, t.ignore)), boxes).max(axis=1, initial=0)
+        everyone = np.concatenate((t.ids, t.ignore_ids))
+        for person in t.ids[iou[: len(t.ids)] >= 0.5]:
+            found[int(person)].append(f)
+        for person in everyone[iou >= evidence]:
+            seen[int(person)].append(f)
+    bound = Bound(sum(len(t.ids) for t in seq.truth), 0, 0, seq.people)
+    for person, frames in found.items():
+        alive = np.unique(frames + seen[person])
+        runs = np.cumsum(np.diff(alive, prepend=alive[0]) > settings.buffer + 1)
+        per_run = np.bincount(runs[np.searchsorted(alive, frames)])
+        bound.longest += int(per_run.max())
+        bound.forced += int((per_run > 0).sum()) - 1
+    return bound
 
 
 def evaluate(

@@ -59,13 +59,14 @@ def test_two_people_crossing_keep_their_ids(box_only):
 
 
 def test_keypoints_decide_when_boxes_mislead():
-    """Two people side by side whose detected boxes swap for a frame: box IoU alone swaps their
-    IDs, the keypoints keep them."""
+    """Two people side by side (one walked up to the other) whose detected boxes swap for a
+    frame: box IoU alone swaps their IDs, the keypoints keep them."""
     a, b = person(2, 300), person(3, 310)
+    walk = [[a, person(3, 310 + 20.0 * (10 - f))] for f in range(10)]
     swapped = [Pose(0.9, b.box, a.keypoints), Pose(0.9, a.box, b.keypoints)]
     for use_keypoints, expected in ((True, [1, 2]), (False, [2, 1])):
         tracker = PoseTracker(TrackerSettings(use_keypoints=use_keypoints))
-        out = run(tracker, [[a, b]] * 5 + [swapped])
+        out = run(tracker, walk + [[a, b]] * 10 + [swapped])
         assert ids_of(out[-1]) == expected
 
 
@@ -334,6 +335,20 @@ def test_a_second_box_on_a_tracked_person_starts_no_track(duplicate, ids):
     out = run(PoseTracker(TrackerSettings(duplicate=duplicate)), frames)
     assert {p.track_id for frame in out for p in frame} == set(range(1, ids + 1))
     assert all(id_near(frame, 200 + 2.0 * f) == 1 for f, frame in enumerate(out))
+
+
+@pytest.mark.parametrize("start", [0, 5])
+def test_two_boxes_on_a_new_person_start_one_track(start):
+    """Both boxes unmatched at once (in the first frame, or when the person walks in): the surer
+    one starts the track, the other none, and the person keeps that one ID."""
+    frames = []
+    for f in range(20):
+        whole = person(0, 200 + 2.0 * f, score=0.8)
+        frames.append([upper_body(whole, 0.6), whole] if f >= start else [])
+    out = run(PoseTracker(), frames)
+    assert {p.track_id for frame in out for p in frame} == {1}
+    assert all(len(frame) == 1 for frame in out[start + 1 :])
+    assert [p.score for p in out[-1]] == [pytest.approx(0.8)]
 
 
 def test_a_newcomer_beside_a_tracked_person_gets_a_track():

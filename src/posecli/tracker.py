@@ -30,7 +30,7 @@ class TrackerSettings:
     keypoint_weight: float = 0.3  # similarity = (1 - w) box IoU + w OKS of the keypoints
     keypoint_scale: float = 1.0  # OKS sigmas times this (1: COCO's)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
-    duplicate: float = 0.5  # no new track on a detection at this box IoU with a matched one
+    duplicate: float = 0.3  # no new track on a detection at this IoU with a matched or surer one
 
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 1 or not 0 <= self.new_track <= 1:
@@ -181,8 +181,9 @@ class PoseTracker:
     returns those that belong to a confirmed track, in input order, each with its `track_id`;
     with `smooth`, their keypoints are One Euro filtered. IDs count up from 1 and are never
     reused. Detections that start no track are dropped: under `low`, unmatched ones under
-    `new_track`, and a new track's first frame after the first (it is output from its second
-    frame on, when it is matched again). Use one tracker per video.
+    `new_track` or overlapping a matched or surer one (`duplicate`), and a new track's first
+    frame after the first (it is output from its second frame on, when it is matched again).
+    Use one tracker per video.
     """
 
     def __init__(
@@ -276,22 +277,27 @@ class PoseTracker:
             rows, cols = match(fused, UNCONFIRMED_MATCH)
             track_of[high[cols]] = unconfirmed[rows]
         fresh = self._not_duplicates(high[(track_of[high] < 0) & (scores[high] >= s.new_track)],
-                                     np.nonzero(track_of >= 0)[0], boxes)  # fmt: skip
+                                     np.nonzero(track_of >= 0)[0], boxes, scores)  # fmt: skip
         owner = np.zeros(len(scores), dtype=np.int64)
         owner[track_of >= 0] = self._correct(track_of, boxes, kpts, now)
         owner[fresh] = self._start(fresh, boxes, kpts, now, confirm=first)
         return owner
 
     def _not_duplicates(
-        self, fresh: np.ndarray, taken: np.ndarray, boxes: np.ndarray
+        self, fresh: np.ndarray, taken: np.ndarray, boxes: np.ndarray, scores: np.ndarray
     ) -> np.ndarray:
         """The unmatched detections that may start tracks: not a second box on a person matched
-        in this frame (box IoU >= `duplicate`, such as an upper-body box NMS left beside a
-        whole-body one), which would make two tracks that take turns on one person."""
-        if not len(fresh) or not len(taken):
+        in this frame or on one of a surer new detection (box IoU >= `duplicate`, such as an
+        upper-body box NMS left beside a whole-body one), which would make two tracks that take
+        turns on one person. Equal scores go to the earlier detection."""
+        if not len(fresh):
             return fresh
-        overlap = box_iou_matrix(boxes[fresh], boxes[taken]).max(axis=1)
-        return fresh[overlap < self.settings.duplicate]
+        fresh = fresh[np.lexsort((fresh, -scores[fresh]))]
+        others = np.concatenate((taken, fresh))
+        overlap = box_iou_matrix(boxes[fresh], boxes[others]) >= self.settings.duplicate
+        surer = np.ones((len(fresh), len(others)), bool)
+        surer[:, len(taken) :] = np.tri(len(fresh), k=-1, dtype=bool)
+        return np.sort(fresh[~(overlap & surer).any(axis=1)])
 
     def _similarity(
         self, rows: np.ndarray, dets: np.ndarray, boxes: np.ndarray, kpts: np.ndarray
