@@ -27,8 +27,8 @@ class TrackerSettings:
     new_track: float = 0.25  # an unmatched detection at least this sure starts a track
     buffer: int = 30  # frames at 30 fps (so 1 s at any rate) that a lost track is kept
     match: float = 0.8  # the highest first-stage cost, 1 - similarity x score, still matched
-    keypoint_weight: float = 0.5  # similarity = (1 - w) box IoU + w OKS of the keypoints
-    keypoint_scale: float = 3.0  # OKS sigmas times this (1: COCO's; 3 tolerates moving cameras)
+    keypoint_weight: float = 0.3  # similarity = (1 - w) box IoU + w OKS of the keypoints
+    keypoint_scale: float = 6.0  # OKS sigmas times this (1: COCO's; 6 tolerates moving cameras)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
     duplicate: float = 0.3  # no new track on a detection at this IoU with a matched or surer one
 
