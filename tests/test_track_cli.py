@@ -299,3 +299,14 @@ def test_tracking_matches_keypoints_with_the_model_spec_sigmas(tmp_path):
     stage = tracking_stage(TrackOptions(), PoseEstimator(kpt_spec=spec))
     tracker = stage.keywords["options"].new_tracker()
     assert np.array_equal(tracker.sigmas, np.full(17, 0.5))
+
+
+def test_a_still_camera_moves_no_track(clip, clip_jsonl):
+    """PETS is filmed by a still camera: measured camera motion changes no ID and no box."""
+    proc = run_cli("track", clip, "--full-decode", "--no-camera-motion", "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    still, moving = jsonl_records(proc.stdout), clip_jsonl[0]
+    assert sum(map(len, all_ids(still))) > 30
+    assert all_ids(still) == all_ids(moving)
+    boxes = [[p["box"] for p in r["poses"]] for r in still]
+    assert boxes == [[p["box"] for p in r["poses"]] for r in moving]

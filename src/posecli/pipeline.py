@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import images, video
+from .camera_motion import grey_thumbnail
 from .errors import ImageError
 from .pose import ImageResult, Pose
 from .runtime import PoseModel
@@ -39,11 +40,13 @@ QUEUED_FRAMES = 4
 @dataclass(frozen=True)
 class StreamOptions:
     """How video sources are read: every `vid_stride`th frame; live sources drop stale frames
-    unless `every_frame`; full-size frames kept for the caller with `keep_images`."""
+    unless `every_frame`; full-size frames kept for the caller with `keep_images`, and grey
+    thumbnails of video frames (for the camera's motion) with `thumbnails`."""
 
     vid_stride: int = 1
     every_frame: bool = False
     keep_images: bool = False
+    thumbnails: bool = False
     timeout: float = video.DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -67,10 +70,12 @@ class VideoStart:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One image's or frame's result, with its full-size BGR pixels when they were kept."""
+    """One image's or frame's result, with its full-size BGR pixels and a video frame's grey
+    thumbnail when they were asked for."""
 
     result: ImageResult
     image: np.ndarray | None = None
+    thumbnail: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def run(
         try:
             if isinstance(task, _ImageTask):
                 return FrameResult(estimator.process_file(model, hook, task.path, options.timeout))
-            return _infer_frame(estimator, model, task, options.keep_images)
+            return _infer_frame(estimator, model, task, options)
         finally:
             idle.put(model)
 
@@ -215,7 +220,7 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
 
 
 def _infer_frame(
-    estimator: PoseEstimator, model: PoseModel, task: _FrameTask, keep_image: bool
+    estimator: PoseEstimator, model: PoseModel, task: _FrameTask, options: StreamOptions
 ) -> FrameResult:
     """Run one decoded frame through the model as an image; poses in the frame's own pixels."""
     frame = task.frame
@@ -223,7 +228,8 @@ def _infer_frame(
     poses = estimator.predict_loaded(model, loaded)
     result = ImageResult(task.path, loaded.width, loaded.height, poses, None, frame.index,
                          frame.time)  # fmt: skip
-    return FrameResult(result, frame.pixels if keep_image else None)
+    image = frame.pixels if options.keep_images else None
+    return FrameResult(result, image, grey_thumbnail(frame.pixels) if options.thumbnails else None)
 
 
 class _FrameQueue:

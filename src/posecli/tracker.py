@@ -12,6 +12,7 @@ from .keypoints import COCO17
 from .pose import Pose
 from .smoothing import KeypointSmoother
 
+EXTENT_AGE = 1.0  # seconds a person's extent is kept while their boxes are smaller
 LOW_MATCH = 0.5  # ByteTrack's cost limit for its second stage (low-score detections)
 UNCONFIRMED_MATCH = 0.7  # and for a new track's second frame
 POSITION_NOISE, VELOCITY_NOISE = 1 / 20, 1 / 160  # Kalman noise, relative to box size
@@ -30,6 +31,7 @@ class TrackerSettings:
     keypoint_weight: float = 0.3  # similarity = (1 - w) box IoU + w OKS of the keypoints
     keypoint_scale: float = 6.0  # OKS sigmas times this (1: COCO's; 6 tolerates moving cameras)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
+    refind: float = 0.7  # a detection this much inside a lost person's extent finds them (1: off)
     duplicate: float = 0.3  # no new track on a detection at this IoU with a matched or surer one
 
     def __post_init__(self) -> None:
@@ -84,6 +86,25 @@ def oks_matrix(
     return np.divide(similar, total, out=np.zeros_like(total), where=total > 0), total
 
 
+def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) share of each xyxy box a (N, 4) that lies inside each b (M, 4)."""
+    side = np.maximum(
+        np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0
+    )
+    area = box_areas(a)
+    return np.divide(
+        side[..., 0] * side[..., 1],
+        area[:, None],
+        out=np.zeros(side.shape[:2]),
+        where=area[:, None] > 0,
+    )
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """(N,) areas of xyxy boxes (0 for inverted ones)."""
+    return np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1)
+
+
 def match(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the assignment that matches most cheaply, each pair costing <= limit.
 
@@ -113,6 +134,8 @@ class _Tracks:
     anchor: np.ndarray  # (N, 4) the filtered box (centre, size) at the last match
     seen: np.ndarray  # (N,) time of the last match, seconds
     tracked: np.ndarray  # (N,) bool, matched in the latest frame
+    extent: np.ndarray  # (N, 4) xyxy, the person's box before the latest occlusion shrank it
+    extent_time: np.ndarray  # (N,) when the extent was last renewed, seconds
 
     @classmethod
     def empty(cls, k: int) -> _Tracks:
@@ -120,6 +143,7 @@ class _Tracks:
         return cls(
             np.empty(0, np.int64), np.empty((0, 8)), np.empty((0, 3, 4)),
             np.empty((0, k, 3)), np.empty((0, 4)), np.empty(0), np.empty(0, bool),
+            np.empty((0, 4)), np.empty(0),
         )  # fmt: skip
 
     def take(self, index: np.ndarray) -> _Tracks:
@@ -203,15 +227,23 @@ class PoseTracker:
         self._tracks: _Tracks | None = None
         self._time: float | None = None
         self._next_id = 1
+        self._camera_known = False
 
-    def update(self, poses: list[Pose], time: float | None = None) -> list[Pose]:
+    def update(
+        self, poses: list[Pose], time: float | None = None, camera: np.ndarray | None = None
+    ) -> list[Pose]:
         """The poses of one frame at `time` seconds that belong to tracks, with their IDs.
 
         A missing or non-finite time, or one that does not increase, is taken as one frame after
-        the last. Boxes must be finite; keypoints that are not count as unseen.
+        the last. `camera`, a 2x3 transform of the last frame's pixels to this one's (see
+        `posecli.camera_motion`), moves the tracks with a moving camera. Boxes must be finite;
+        keypoints that are not count as unseen.
         """
         first = self._time is None
         now = self._advance(time)
+        if camera is not None and self._tracks is not None:
+            self._move_with_camera(np.asarray(camera, np.float64).reshape(2, 3))
+        self._camera_known = camera is not None
         boxes, scores, kpts = _arrays(poses)
         if self._tracks is None:
             if not poses:
@@ -271,6 +303,11 @@ class PoseTracker:
             rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
             track_of[low[cols]] = left[rows]
         high = high[track_of[high] < 0]
+        if self._camera_known:  # extents stay where the person was only if the camera is known
+            lost = confirmed[unmatched & ~tracks.tracked[confirmed]]
+            self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of)
+        self._renew_extents(track_of, boxes, now)
+        high = high[track_of[high] < 0]
         unconfirmed = np.nonzero(tracks.ids == 0)[0]
         if len(unconfirmed) and len(high):
             fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
@@ -282,6 +319,46 @@ class PoseTracker:
         owner[track_of >= 0] = self._correct(track_of, boxes, kpts, now)
         owner[fresh] = self._start(fresh, boxes, kpts, now, confirm=first)
         return owner
+
+    def _renew_extents(self, track_of: np.ndarray, boxes: np.ndarray, now: float) -> None:
+        """A matched person's extent becomes their box unless it shrank (a person being hidden),
+        and in any case once the extent is over a second old."""
+        assert self._tracks is not None
+        tracks = self._tracks
+        dets = np.nonzero(track_of >= 0)[0]
+        rows = track_of[dets]
+        renew = box_areas(boxes[dets]) >= box_areas(tracks.extent[rows])
+        renew |= now - tracks.extent_time[rows] > EXTENT_AGE
+        tracks.extent[rows[renew]] = boxes[dets[renew]]
+        tracks.extent_time[rows[renew]] = now
+
+    def _refind(
+        self, lost: np.ndarray, dets: np.ndarray, boxes: np.ndarray, track_of: np.ndarray
+    ) -> None:
+        """Match lost tracks to detections that would start new ones and lie mostly inside the
+        lost person's extent: someone seen again on the other side of what hid them."""
+        assert self._tracks is not None
+        if len(lost) and len(dets) and self.settings.refind < 1:
+            share = inside(boxes[dets], self._tracks.extent[lost]).T
+            rows, cols = match(1 - share, 1 - self.settings.refind)
+            track_of[dets[cols]] = lost[rows]
+
+    def _move_with_camera(self, camera: np.ndarray) -> None:
+        """Move every track (boxes, velocities, keypoints, extents) by the camera's 2x3
+        transform from the last frame to this one."""
+        assert self._tracks is not None
+        t = self._tracks
+        turn, shift = camera[:, :2], camera[:, 2]
+        zoom = math.sqrt(abs(float(np.linalg.det(turn))))
+        for boxes in (t.mean, t.anchor):
+            boxes[:, :2] = boxes[:, :2] @ turn.T + shift
+            boxes[:, 2:4] *= zoom
+        t.mean[:, 4:6] = t.mean[:, 4:6] @ turn.T
+        t.mean[:, 6:] *= zoom
+        t.var *= zoom**2
+        t.keypoints[..., :2] = t.keypoints[..., :2] @ turn.T + shift
+        corners = t.extent.reshape(-1, 2, 2) @ turn.T + shift
+        t.extent[:] = np.concatenate((corners.min(axis=1), corners.max(axis=1)), axis=1)
 
     def _not_duplicates(
         self, fresh: np.ndarray, taken: np.ndarray, boxes: np.ndarray, scores: np.ndarray
@@ -358,8 +435,9 @@ class PoseTracker:
         xywh = xyxy_to_xywh(boxes[dets])
         mean, var = kalman_start(xywh)
         ids = self._take_ids(len(dets)) if confirm else np.zeros(len(dets), np.int64)
-        new = _Tracks(ids, mean, var, kpts[dets], xywh, np.full(len(dets), now),
-                      np.ones(len(dets), bool))  # fmt: skip
+        times = np.full(len(dets), now)
+        new = _Tracks(ids, mean, var, kpts[dets], xywh, times, np.ones(len(dets), bool),
+                      boxes[dets].copy(), times.copy())  # fmt: skip
         self._tracks = self._tracks + new
         return ids
 

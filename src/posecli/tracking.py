@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .camera_motion import CameraMotion
 from .pipeline import Event, FrameResult, SourceEnd, VideoStart
 from .smoothing import KeypointSmoother
 from .tracker import PoseTracker, TrackerSettings
@@ -20,12 +21,14 @@ class TrackOptions:
     """How sources are tracked: the association settings, a factory of keypoint smoothers (a
     fresh one per source; None: no smoothing), the frame rate at which the images of a run
     form one sequence (None: each image is a sequence of its own), and the OKS sigmas of the
-    keypoints (None: COCO's for 17 keypoints, else 1/K)."""
+    keypoints (None: COCO's for 17 keypoints, else 1/K); and whether a video's tracks move
+    with its camera's motion, measured on the frames."""
 
     settings: TrackerSettings = field(default_factory=TrackerSettings)
     smoother: Callable[[], KeypointSmoother] | None = None
     sequence_fps: float | None = None
     sigmas: np.ndarray | None = None
+    camera_motion: bool = True
 
     def new_tracker(self, fps: float = DEFAULT_FPS) -> PoseTracker:
         """A tracker for one source giving frames at `fps`."""
@@ -41,19 +44,20 @@ def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Eve
     `sequence_fps`, the images are frames of one sequence in the order given: image i (failed
     ones count) gets `frame` i and `time` i / fps; otherwise each image is tracked alone.
     """
-    videos: dict[str, PoseTracker] = {}
+    videos: dict[str, tuple[PoseTracker, CameraMotion | None]] = {}
     sequence = ImageSequence(options) if options.sequence_fps else None
     for event in events:
         if isinstance(event, VideoStart):
-            videos[event.path] = options.new_tracker(float(event.fps))
+            camera = CameraMotion() if options.camera_motion else None
+            videos[event.path] = (options.new_tracker(float(event.fps)), camera)
         elif isinstance(event, SourceEnd):
             videos.pop(event.path, None)
         elif event.result.path in videos:
-            event = tracked(event, videos[event.result.path], event.result.time)
+            event = tracked(event, *videos[event.result.path])
         elif sequence is not None:
             event = sequence.track(event)
         else:
-            event = tracked(event, options.new_tracker(), 0.0)
+            event = tracked(event, options.new_tracker(), time=0.0)
         yield event
 
 
@@ -72,13 +76,22 @@ class ImageSequence:
         time = round(self.index / self.fps, 6)
         result = replace(event.result, frame=self.index, time=time)
         self.index += 1
-        return tracked(replace(event, result=result), self.tracker, time)
+        return tracked(replace(event, result=result), self.tracker, time=time)
 
 
-def tracked(event: FrameResult, tracker: PoseTracker, time: float | None) -> FrameResult:
-    """A frame's result with the poses that belong to tracks, with their IDs; failures as they
-    are."""
+def tracked(
+    event: FrameResult,
+    tracker: PoseTracker,
+    camera: CameraMotion | None = None,
+    time: float | None = None,
+) -> FrameResult:
+    """A frame's result with the poses that belong to tracks, with their IDs, the tracks moved
+    with the camera where the frame's thumbnail shows its motion; failures as they are."""
     result = event.result
     if not result.ok:
         return event
-    return replace(event, result=replace(result, poses=tracker.update(result.poses, time)))
+    time = result.time if time is None else time
+    motion = None
+    if camera is not None and event.thumbnail is not None:
+        motion = camera(event.thumbnail, result.width)
+    return replace(event, result=replace(result, poses=tracker.update(result.poses, time, motion)))

@@ -116,7 +116,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
         items, skipped = unfinished_items(items, inputs, jsonl_file, save_dir, vid_stride, writer,
                                           timeout, tracked=stage is not None)  # fmt: skip
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
-                           timeout=timeout)  # fmt: skip
+                           thumbnails=stage is not None, timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
                       failed=len(inputs.errors))  # fmt: skip

@@ -48,6 +48,9 @@ def tracker_options(func):
                           "starts no track (1: off)."),
         click.option("--box-only", is_flag=True,
                      help="Match by box IoU only (ByteTrack's association, no keypoints)."),
+        click.option("--camera-motion/--no-camera-motion", default=True, show_default=True,
+                     help="Measure each video frame's camera motion (optical flow) and move "
+                          "the tracks with it."),
         click.option("--smooth", is_flag=True,
                      help="One Euro filter on every keypoint of every track."),
         click.option("--smooth-beta", type=Number(0), default=BETA, show_default=True,
@@ -74,8 +77,8 @@ def tracker_options(func):
 @run_options(TRACK_FORMATS)
 @tracker_options
 def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight,
-          duplicate_iou, box_only, smooth, smooth_beta, smooth_min_cutoff, sequence, fps,
-          **params) -> int:  # fmt: skip
+          duplicate_iou, box_only, camera_motion, smooth, smooth_beta, smooth_min_cutoff,
+          sequence, fps, **params) -> int:  # fmt: skip
     """Find people in videos and give each a stable ID across frames.
 
     SOURCES are as for `posecli infer`. Each video, camera or stream is tracked on its own; every
@@ -92,7 +95,8 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         duplicate=duplicate_iou,
     )  # fmt: skip
     smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
-    options = TrackOptions(settings, smoother, fps if sequence else None)
+    options = TrackOptions(settings, smoother, fps if sequence else None,
+                           camera_motion=camera_motion)  # fmt: skip
     if params["conf"] is None:
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None

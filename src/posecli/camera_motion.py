@@ -1,0 +1,62 @@
+"""The camera's motion from one video frame to the next: sparse optical flow on a small grey copy
+of each frame and a robust fit of a similarity (shift, zoom, turn), as BoT-SORT's GMC does."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WIDTH = 320  # the frames are measured at this width (or their own, if narrower)
+CORNERS, QUALITY, SPACING = 200, 0.01, 8  # Shi-Tomasi corners tracked from frame to frame
+MIN_POINTS = 10  # fewer followed points than this: no motion is estimated
+RANSAC_PX = 0.5  # thumbnail pixels a point may stray from the fit and still agree: tight, so
+# that what moves on its own (people, a passing object) is not taken for the camera
+
+
+def grey_thumbnail(bgr: np.ndarray) -> np.ndarray:
+    """A frame as the small grey image that camera motion is measured on."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    if grey.shape[1] <= WIDTH:
+        return np.ascontiguousarray(grey)
+    height = max(round(grey.shape[0] * WIDTH / grey.shape[1]), 1)
+    return cv2.resize(grey, (WIDTH, height), interpolation=cv2.INTER_AREA)
+
+
+class CameraMotion:
+    """Feed it each frame's thumbnail and the frame's width; it returns the 2x3 transform that
+    takes the last frame's pixels to this one's (identity for the first, or when unsure)."""
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+
+    def __call__(self, thumbnail: np.ndarray, frame_width: int) -> np.ndarray:
+        last, self._last = self._last, thumbnail
+        if last is None or last.shape != thumbnail.shape:
+            return identity()
+        fit = similarity(last, thumbnail)
+        if fit is None:
+            return identity()
+        scale = frame_width / thumbnail.shape[1]  # thumbnail pixels to frame pixels
+        fit[:, 2] *= scale
+        return fit
+
+
+def identity() -> np.ndarray:
+    """The 2x3 transform that moves nothing."""
+    return np.eye(2, 3)
+
+
+def similarity(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+    """The 2x3 similarity fitted (RANSAC) to corners of `before` followed into `after` by
+    pyramidal Lucas-Kanade flow; None when too few points are followed or the fit fails."""
+    points = cv2.goodFeaturesToTrack(before, CORNERS, QUALITY, SPACING)
+    if points is None or len(points) < MIN_POINTS:
+        return None
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(before, after, points, None)
+    ok = status.ravel() == 1
+    if ok.sum() < MIN_POINTS:
+        return None
+    fit, _ = cv2.estimateAffinePartial2D(
+        points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX
+    )
+    return None if fit is None else fit.astype(np.float64)

@@ -1,0 +1,65 @@
+"""Camera motion measured on a real photo moved by a known pan and zoom, and a tracker that uses
+it to find a person again on the far side of what hid them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from posecli.camera_motion import CameraMotion, grey_thumbnail
+from posecli.pose import Pose
+from posecli.tracker import PoseTracker
+
+from conftest import IMAGES
+
+
+def view(photo: np.ndarray, zoom: float, x: float, y: float) -> np.ndarray:
+    """A 640x360 frame of the photo, zoomed about its corner and shifted."""
+    mat = np.array([[zoom, 0, x], [0, zoom, y]])
+    return cv2.warpAffine(photo, mat, (640, 360), flags=cv2.INTER_LINEAR)
+
+
+def test_pan_and_zoom_are_measured_to_a_fraction_of_a_pixel():
+    photo = cv2.imread(str(IMAGES / "bus.jpg"))
+    motion = CameraMotion()
+    first, second = view(photo, 1.0, -50, -300), view(photo, 1.02, -53, -304)
+    assert np.allclose(motion(grey_thumbnail(first), 640), np.eye(2, 3))  # nothing before it
+    found = motion(grey_thumbnail(second), 640)
+    true = np.array([[1.02, 0, -53 + 50 * 1.02], [0, 1.02, -304 + 300 * 1.02]])
+    for point in ([100.0, 50.0], [320.0, 180.0], [600.0, 300.0]):
+        assert found[:, :2] @ point + found[:, 2] == pytest.approx(
+            true[:, :2] @ point + true[:, 2], abs=0.3
+        )
+
+
+def test_a_frame_without_texture_moves_nothing():
+    motion = CameraMotion()
+    flat = np.full((360, 640), 90, np.uint8)
+    motion(grey_thumbnail(flat), 640)
+    assert np.array_equal(motion(grey_thumbnail(flat), 640), np.eye(2, 3))
+
+
+def sliver(x1: float, x2: float, shift: float) -> Pose:
+    """A person's visible part from x1 to x2 in the world, seen by a camera panned by shift."""
+    box = np.array([x1 - shift, 100, x2 - shift, 300], np.float32)
+    kpts = np.zeros((17, 3), np.float32)
+    return Pose(0.8, box, kpts)
+
+
+@pytest.mark.parametrize("with_camera", [True, False])
+def test_a_person_hidden_by_a_passing_screen_is_found_on_its_other_side(with_camera):
+    """A still person (x 200-300) in a panning view (3 px a frame): a screen covers their left
+    half, then all of them for 15 frames, then leaves only their left half visible. The two
+    halves do not overlap; the person's extent, moved with the camera, ties them."""
+    frames = [[sliver(200, 300, 3 * f)] for f in range(10)]
+    frames += [[sliver(250, 300, 3 * f)] for f in range(10, 14)]
+    frames += [[] for _ in range(14, 29)]
+    frames += [[sliver(200, 250, 3 * f)] for f in range(29, 40)]
+    pan = np.array([[1.0, 0, -3.0], [0, 1.0, 0]])
+    tracker = PoseTracker()
+    ids = set()
+    for f, poses in enumerate(frames):
+        out = tracker.update(poses, f / 30, pan if with_camera and f else None)
+        ids |= {p.track_id for p in out}
+    assert ids == ({1} if with_camera else {1, 2})
