@@ -39,8 +39,8 @@ class TrackerSettings:
             raise ValueError("thresholds must satisfy 0 <= low <= high <= 1, new_track in 0..1")
         if self.buffer < 0 or not 0 <= self.match <= 1 or not 0 <= self.keypoint_weight <= 1:
             raise ValueError("buffer must be >= 0, match and keypoint_weight in 0..1")
-        if not 0 < self.duplicate <= 1:
-            raise ValueError("duplicate must be in (0, 1]")
+        if not 0 < self.duplicate <= 1 or not 0 < self.refind <= 1:
+            raise ValueError("duplicate and refind must be in (0, 1]")
         if self.keypoint_scale <= 0:
             raise ValueError("keypoint_scale must be positive")
 
@@ -61,12 +61,17 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate((boxes[:, :2] - half, boxes[:, :2] + half), axis=1)
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes a (N, 4) with b (M, 4); 0 where the union is empty."""
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) areas shared by xyxy boxes a (N, 4) and b (M, 4)."""
     side = np.maximum(
         np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0
     )
-    inter = side[..., 0] * side[..., 1]
+    return side[..., 0] * side[..., 1]
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) IoU of xyxy boxes a (N, 4) with b (M, 4); 0 where the union is empty."""
+    inter = intersections(a, b)
     size_a, size_b = np.maximum(a[:, 2:] - a[:, :2], 0), np.maximum(b[:, 2:] - b[:, :2], 0)
     union = (size_a[:, 0] * size_a[:, 1])[:, None] + size_b[:, 0] * size_b[:, 1] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
@@ -88,16 +93,8 @@ def oks_matrix(
 
 def inside(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(N, M) share of each xyxy box a (N, 4) that lies inside each b (M, 4)."""
-    side = np.maximum(
-        np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0
-    )
-    area = box_areas(a)
-    return np.divide(
-        side[..., 0] * side[..., 1],
-        area[:, None],
-        out=np.zeros(side.shape[:2]),
-        where=area[:, None] > 0,
-    )
+    inter, area = intersections(a, b), box_areas(a)[:, None]
+    return np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
 
 
 def box_areas(boxes: np.ndarray) -> np.ndarray:
@@ -227,7 +224,6 @@ class PoseTracker:
         self._tracks: _Tracks | None = None
         self._time: float | None = None
         self._next_id = 1
-        self._camera_known = False
 
     def update(
         self, poses: list[Pose], time: float | None = None, camera: np.ndarray | None = None
@@ -243,7 +239,6 @@ class PoseTracker:
         now = self._advance(time)
         if camera is not None and self._tracks is not None:
             self._move_with_camera(np.asarray(camera, np.float64).reshape(2, 3))
-        self._camera_known = camera is not None
         boxes, scores, kpts = _arrays(poses)
         if self._tracks is None:
             if not poses:
@@ -253,7 +248,7 @@ class PoseTracker:
             kpts = np.empty((0, *self._tracks.keypoints.shape[1:]))
         elif kpts.shape[1] != self._tracks.keypoints.shape[1]:
             raise ValueError("the number of keypoints changed between frames")
-        owner = self._associate(boxes, scores, kpts, now, first)
+        owner = self._associate(boxes, scores, kpts, now, first, refind=camera is not None)
         return self._output(poses, owner, kpts, boxes, now)
 
     def _advance(self, time: float | None) -> float:
@@ -283,9 +278,17 @@ class PoseTracker:
             self._tracks = self._tracks.take(keep)
 
     def _associate(
-        self, boxes: np.ndarray, scores: np.ndarray, kpts: np.ndarray, now: float, first: bool
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        kpts: np.ndarray,
+        now: float,
+        first: bool,
+        refind: bool,
     ) -> np.ndarray:
-        """Match this frame's detections to tracks; the (M,) track ID of each (0: none)."""
+        """Match this frame's detections to tracks; the (M,) track ID of each (0: none). Lost
+        people are looked for in their extents with `refind` (the camera's motion is known, so
+        the extents are where those people are)."""
         s = self.settings
         assert self._tracks is not None
         tracks = self._tracks
@@ -303,7 +306,7 @@ class PoseTracker:
             rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
             track_of[low[cols]] = left[rows]
         high = high[track_of[high] < 0]
-        if self._camera_known:  # extents stay where the person was only if the camera is known
+        if refind:
             lost = confirmed[unmatched & ~tracks.tracked[confirmed]]
             self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of)
         self._renew_extents(track_of, boxes, now)
