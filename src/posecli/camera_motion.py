@@ -1,5 +1,6 @@
-"""The camera's motion from one video frame to the next: sparse optical flow on a small grey copy
-of each frame and a robust fit of a similarity (shift, zoom, turn), as BoT-SORT's GMC does."""
+"""The camera's motion from one video frame to the next: sparse optical flow from corners spread
+over a small grey copy of each frame, and a robust fit of a similarity (shift, zoom, turn), as
+BoT-SORT's GMC does."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import cv2
 import numpy as np
 
 WIDTH = 320  # the frames are measured at this width (or their own, if narrower)
-CORNERS, QUALITY, SPACING = 200, 0.01, 8  # Shi-Tomasi corners tracked from frame to frame
+CORNERS, QUALITY, SPACING = 1000, 1e-4, 8  # Shi-Tomasi corners looked for in a thumbnail
+CELL = 16  # and of them, the strongest in each square of this many pixels is followed: spread
+# over the frame, so that a textured object moving across it is not taken for the background
 MIN_POINTS = 10  # fewer followed points than this: no motion is estimated
 RANSAC_PX = 0.5  # thumbnail pixels a point may stray from the fit and still agree: tight, so
 # that what moves on its own (people, a passing object) is not taken for the camera
@@ -49,7 +52,7 @@ def identity() -> np.ndarray:
 def similarity(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
     """The 2x3 similarity fitted (RANSAC) to corners of `before` followed into `after` by
     pyramidal Lucas-Kanade flow; None when too few points are followed or the fit fails."""
-    points = cv2.goodFeaturesToTrack(before, CORNERS, QUALITY, SPACING)
+    points = spread_corners(before)
     if points is None or len(points) < MIN_POINTS:
         return None
     moved, status, _ = cv2.calcOpticalFlowPyrLK(before, after, points, None)
@@ -60,3 +63,15 @@ def similarity(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
         points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX
     )
     return None if fit is None else fit.astype(np.float64)
+
+
+def spread_corners(grey: np.ndarray) -> np.ndarray | None:
+    """(N, 1, 2) float32 Shi-Tomasi corners of a grey image, the strongest in each CELL-pixel
+    square; None if there are none."""
+    points = cv2.goodFeaturesToTrack(grey, CORNERS, QUALITY, SPACING)  # strongest first
+    if points is None:
+        return None
+    columns = -(-grey.shape[1] // CELL)
+    cells = (points[:, 0, 1] // CELL).astype(np.int64) * columns + points[:, 0, 0] // CELL
+    _, first = np.unique(cells, return_index=True)
+    return points[np.sort(first)]
