@@ -7,9 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from posecli import PoseEstimator, pipeline
 from posecli.camera_motion import CameraMotion, grey_thumbnail
+from posecli.pipeline import StreamOptions
 from posecli.pose import Pose
 from posecli.tracker import PoseTracker
+from posecli.tracking import TrackOptions, track_events
 
 from conftest import COCO_IMAGES, IMAGES
 
@@ -82,3 +85,27 @@ def test_a_person_hidden_by_a_passing_screen_is_found_on_its_other_side(with_cam
         out = tracker.update(poses, f / 30, pan if with_camera and f else None)
         ids |= {p.track_id for p in out}
     assert ids == ({1} if with_camera else {1, 2})
+
+
+def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
+    """Photos of one view panned 40 px an image (as frames saved from a moving camera) tracked
+    as a sequence: a still person's box moves 40 px (IoU 0.2 with the last) and is tracked in
+    every image only because the images' own motion moves the track (else each image starts
+    a new track, which no next image confirms)."""
+    photo = cv2.imread(str(IMAGES / "bus.jpg"))
+    paths = []
+    for i in range(6):
+        paths.append(str(tmp_path / f"view_{i}.png"))
+        cv2.imwrite(paths[-1], view(photo, 1.0, -40 * i, -300))
+    estimator = PoseEstimator()
+    events = list(pipeline.run(estimator, paths, StreamOptions(thumbnails=True)))
+    assert all(e.thumbnail is not None and e.thumbnail.shape == (180, 320) for e in events)
+    for i, event in enumerate(events):  # one made-up person, fixed in the photo
+        box = np.array([300 - 40 * i, 100, 360 - 40 * i, 300], np.float32)
+        event.result.poses[:] = [Pose(0.9, box, np.zeros((17, 3), np.float32))]
+    ids = {}
+    for camera_motion in (True, False):
+        options = TrackOptions(sequence_fps=30.0, camera_motion=camera_motion)
+        tracked = track_events(events, options)
+        ids[camera_motion] = [[p.track_id for p in e.result.poses] for e in tracked]
+    assert ids == {True: [[1]] * 6, False: [[1]] + [[]] * 5}

@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from . import images, keypoints, models, pipeline, video
+from .camera_motion import grey_thumbnail
 from .decode import decode_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
@@ -114,7 +115,7 @@ class PoseEstimator:
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
         """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced
         scale unless `reduced_decode=False`); a bad file gives a result with `error` set."""
-        return self.process_file(self._model, hook, str(path))
+        return self.process_file(self._model, hook, str(path))[0]
 
     def predict_files(
         self,
@@ -210,9 +211,10 @@ class PoseEstimator:
 
     def process_file(
         self, model: PoseModel, hook: ImageHook | None, path: str,
-        timeout: float = video.DEFAULT_TIMEOUT,
-    ) -> ImageResult:  # fmt: skip
-        """The whole job for one file or image URL (fetched once), errors captured in the result."""
+        timeout: float = video.DEFAULT_TIMEOUT, thumbnail: bool = False,
+    ) -> tuple[ImageResult, np.ndarray | None]:  # fmt: skip
+        """The whole job for one file or image URL (fetched once), errors captured in the result;
+        with `thumbnail`, also the image's grey thumbnail (for the camera's motion)."""
         try:
             source = self.fetch(path, timeout) if video.is_url(path) else path
             loaded = self.load(source)
@@ -221,10 +223,11 @@ class PoseEstimator:
                 full = loaded if loaded.reduction == 1 else self.load(source, full=True)
                 hook(path, full.bgr, poses)
         except ImageError as exc:
-            return ImageResult(path, error=str(exc))
+            return ImageResult(path, error=str(exc)), None
         except Exception as exc:  # one bad image must not cost the rest of the batch
-            return ImageResult(path, error=f"unexpected {type(exc).__name__}: {exc}")
-        return ImageResult(path, loaded.width, loaded.height, poses)
+            return ImageResult(path, error=f"unexpected {type(exc).__name__}: {exc}"), None
+        small = grey_thumbnail(loaded.bgr) if thumbnail else None
+        return ImageResult(path, loaded.width, loaded.height, poses), small
 
 
 def _results(events: Iterator[pipeline.Event]) -> Iterator[ImageResult]:

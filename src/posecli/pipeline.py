@@ -41,7 +41,7 @@ QUEUED_FRAMES = 4
 class StreamOptions:
     """How video sources are read: every `vid_stride`th frame; live sources drop stale frames
     unless `every_frame`; full-size frames kept for the caller with `keep_images`, and grey
-    thumbnails of video frames (for the camera's motion) with `thumbnails`."""
+    thumbnails of frames and images (for the camera's motion) with `thumbnails`."""
 
     vid_stride: int = 1
     every_frame: bool = False
@@ -70,7 +70,7 @@ class VideoStart:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One image's or frame's result, with its full-size BGR pixels and a video frame's grey
+    """One image's or frame's result, with a video frame's full-size BGR pixels and the grey
     thumbnail when they were asked for."""
 
     result: ImageResult
@@ -122,7 +122,10 @@ def run(
         model = idle.get()
         try:
             if isinstance(task, _ImageTask):
-                return FrameResult(estimator.process_file(model, hook, task.path, options.timeout))
+                result, thumbnail = estimator.process_file(
+                    model, hook, task.path, options.timeout, options.thumbnails
+                )
+                return FrameResult(result, thumbnail=thumbnail)
             return _infer_frame(estimator, model, task, options)
         finally:
             idle.put(model)

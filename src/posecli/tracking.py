@@ -63,12 +63,13 @@ def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Eve
 
 class ImageSequence:
     """Images tracked as the frames of one video, in the order they come, at the options'
-    `sequence_fps`."""
+    `sequence_fps`, moved with the camera's motion between images of one size."""
 
     def __init__(self, options: TrackOptions):
         assert options.sequence_fps is not None
         self.fps = options.sequence_fps
         self.tracker = options.new_tracker(self.fps)
+        self.camera = CameraMotion() if options.camera_motion else None
         self.index = 0
 
     def track(self, event: FrameResult) -> FrameResult:
@@ -76,7 +77,7 @@ class ImageSequence:
         time = round(self.index / self.fps, 6)
         result = replace(event.result, frame=self.index, time=time)
         self.index += 1
-        return tracked(replace(event, result=result), self.tracker, time=time)
+        return tracked(replace(event, result=result), self.tracker, self.camera, time)
 
 
 def tracked(

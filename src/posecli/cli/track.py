@@ -49,8 +49,8 @@ def tracker_options(func):
         click.option("--box-only", is_flag=True,
                      help="Match by box IoU only (ByteTrack's association, no keypoints)."),
         click.option("--camera-motion/--no-camera-motion", default=True, show_default=True,
-                     help="Measure each video frame's camera motion (optical flow) and move "
-                          "the tracks with it."),
+                     help="Measure the camera's motion into each video frame or --sequence "
+                          "image (optical flow) and move the tracks with it."),
         click.option("--smooth", is_flag=True,
                      help="One Euro filter on every keypoint of every track."),
         click.option("--smooth-beta", type=Number(0), default=BETA, show_default=True,
