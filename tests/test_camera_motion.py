@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from posecli import PoseEstimator, pipeline
+from posecli import estimator as estimator_module
 from posecli.camera_motion import CameraMotion, grey_thumbnail
+from posecli.cli.track import track
 from posecli.pipeline import StreamOptions
 from posecli.pose import Pose
 from posecli.tracker import PoseTracker
@@ -98,7 +100,7 @@ def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
         paths.append(str(tmp_path / f"view_{i}.png"))
         cv2.imwrite(paths[-1], view(photo, 1.0, -40 * i, -300))
     estimator = PoseEstimator()
-    events = list(pipeline.run(estimator, paths, StreamOptions(thumbnails=True)))
+    events = list(pipeline.run(estimator, paths, StreamOptions(image_thumbnails=True)))
     assert all(e.thumbnail is not None and e.thumbnail.shape == (180, 320) for e in events)
     for i, event in enumerate(events):  # one made-up person, fixed in the photo
         box = np.array([300 - 40 * i, 100, 360 - 40 * i, 300], np.float32)
@@ -109,3 +111,21 @@ def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
         tracked = track_events(events, options)
         ids[camera_motion] = [[p.track_id for p in e.result.poses] for e in tracked]
     assert ids == {True: [[1]] * 6, False: [[1]] + [[]] * 5}
+
+
+@pytest.mark.parametrize(("sequence", "thumbnails"), [((), 0), (("--sequence",), 2)])
+def test_only_images_of_a_sequence_get_thumbnails(monkeypatch, tmp_path, sequence, thumbnails):
+    """`posecli track` measures the camera's motion between the images of a --sequence only:
+    images tracked each on their own get no grey thumbnail (it would be made for nothing)."""
+    made = []
+
+    def counted(bgr: np.ndarray) -> np.ndarray:
+        made.append(bgr.shape)
+        return grey_thumbnail(bgr)
+
+    monkeypatch.setattr(estimator_module, "grey_thumbnail", counted)
+    args = ["--quiet", "-f", "jsonl", "-o", str(tmp_path / "out.jsonl"), *sequence]
+    code = track.main([str(IMAGES / "bus.jpg"), str(IMAGES / "zidane.jpg"), *args],
+                      standalone_mode=False)  # fmt: skip
+    assert code == 0 and len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+    assert len(made) == thumbnails

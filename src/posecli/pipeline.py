@@ -40,13 +40,15 @@ QUEUED_FRAMES = 4
 @dataclass(frozen=True)
 class StreamOptions:
     """How video sources are read: every `vid_stride`th frame; live sources drop stale frames
-    unless `every_frame`; full-size frames kept for the caller with `keep_images`, and grey
-    thumbnails of frames and images (for the camera's motion) with `thumbnails`."""
+    unless `every_frame`; full-size frames kept for the caller with `keep_images`; grey
+    thumbnails (for the camera's motion) of video frames with `thumbnails`, of images with
+    `image_thumbnails` (for images tracked as one sequence)."""
 
     vid_stride: int = 1
     every_frame: bool = False
     keep_images: bool = False
     thumbnails: bool = False
+    image_thumbnails: bool = False
     timeout: float = video.DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
@@ -123,7 +125,7 @@ def run(
         try:
             if isinstance(task, _ImageTask):
                 result, thumbnail = estimator.process_file(
-                    model, hook, task.path, options.timeout, options.thumbnails
+                    model, hook, task.path, options.timeout, options.image_thumbnails
                 )
                 return FrameResult(result, thumbnail=thumbnail)
             return _infer_frame(estimator, model, task, options)

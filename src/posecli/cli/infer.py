@@ -89,13 +89,15 @@ def infer(**params) -> int:
 def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame,
                 timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None, thumbnails: bool = False,
+                image_thumbnails: bool = False,
                 **options) -> int:  # fmt: skip
     """The run behind infer and track: expand the sources, check the outputs, run every item
     through the pipeline (and the `stage` made for the estimator, which may replace each frame's
     poses), write, summarise.
 
     `check_items` may refuse the expanded items (a usage error) before any output is touched;
-    `thumbnails` asks for video frames' grey thumbnails (for the camera's motion).
+    `thumbnails` and `image_thumbnails` ask for the grey thumbnails (for the camera's motion)
+    of video frames and of images.
     """
     output = None if output == Path("-") else output
     fmt = checked_format(output, fmt, append, skip_existing, save_dir)
@@ -117,7 +119,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
         items, skipped = unfinished_items(items, inputs, jsonl_file, save_dir, vid_stride, writer,
                                           timeout, tracked=stage is not None)  # fmt: skip
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
-                           thumbnails=thumbnails, timeout=timeout)  # fmt: skip
+                           thumbnails=thumbnails, image_thumbnails=image_thumbnails,
+                           timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
                       failed=len(inputs.errors))  # fmt: skip

@@ -101,7 +101,8 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
     return run_sources(**params, stage=partial(tracking_stage, options), check_items=check,
-                       thumbnails=camera_motion)  # fmt: skip
+                       thumbnails=camera_motion,
+                       image_thumbnails=camera_motion and sequence)  # fmt: skip
 
 
 def refuse_untuned(flags: dict[str, bool]) -> None:
