@@ -599,6 +599,13 @@ def larger_detections(data, cache: Path | None) -> list[list[list[Pose]]]:
     return out
 
 
+def seen_at(model: str) -> tuple[int, int]:
+    """The width and height a WIDTH x HEIGHT frame has in the model's letterboxed input."""
+    width, height = PoseEstimator(model).input_size
+    scale = min(width / WIDTH, height / HEIGHT)
+    return round(WIDTH * scale), round(HEIGHT * scale)
+
+
 def model_ms(model: str, frames: list[np.ndarray]) -> float:
     """CPU ms per frame of the model on one thread (preprocessing and decoding included)."""
     estimator = PoseEstimator(model, conf=TrackerSettings().low, threads=1)
@@ -729,8 +736,8 @@ def report(coco, estimator, still_ids, tune, test, args) -> None:
 
 
 def detector_limits(tune, test, larger: dict[str, list[list[Pose]]], args) -> None:
-    """The share of people each model finds, by height and in all, and the held-out bound with
-    the LARGER model's detections, kept in `args`."""
+    """The share of people each model finds, by height and in all, each model's CPU time and
+    the held-out bound with the LARGER model's detections, kept in `args`."""
     low = TrackerSettings().low
     both = tune + test
     on_larger = [(q, larger[q.name]) for q, _ in both]
@@ -739,6 +746,7 @@ def detector_limits(tune, test, larger: dict[str, list[list[Pose]]], args) -> No
     args.found = 100 * float((boxes * share).sum() / boxes.sum())
     frames = tune[0][0].frames[:30]
     args.model_ms = {model: model_ms(model, frames) for model in (MODEL, LARGER)}
+    args.seen_at = {model: seen_at(model) for model in (MODEL, LARGER)}
     args.larger_bound = sum((best_possible(q, larger[q.name], TrackerSettings()) for q, _ in test),
                             Bound(0, 0, 0, 0))  # fmt: skip
 
@@ -760,10 +768,11 @@ def larger_text(row: Row, args) -> str:
     """What the LARGER model's detections give, in words."""
     c, ms = row.counts, args.model_ms
     return (
-        f"With {LARGER}, which sees the frame at 320x180, the same tracker with the same "
-        f"settings (not tuned on it) scores the rows marked {LARGER} below: "
+        f"With {LARGER}, which sees the frame at {'x'.join(map(str, args.seen_at[LARGER]))}, "
+        f"the same tracker with the same settings (not tuned on it) scores the rows marked "
+        f"{LARGER} below: "
         f"held-out IDF1 {100 * c.idf1:.1f} with {c.switches} ID switches, and the best "
-        f"possible IDF1 rises to {100 * args.larger_bound.idf1:.1f}. The model costs "
+        f"possible IDF1 is {100 * args.larger_bound.idf1:.1f}. The model costs "
         f"{ms[LARGER]:.1f} ms of CPU per frame on one thread against {ms[MODEL]:.1f} ms for "
         f"{MODEL} in the same run (`posecli track -m {LARGER}` uses it)."
     )
@@ -883,6 +892,7 @@ def document(rows, timing, lag, ap, raw_ap, jitter, tune, test, args) -> str:
         tables.append(f"{title}.\n\n{head}\n{lines}")
     reduction = f"{jitter[1]:.2f} ({100 * (1 - jitter[1] / jitter[0]):.0f} % less)"
     held_out = rows["held-out"]
+    seen = args.seen_at[MODEL]
     sources = switch_sources(held_out["ours"], s.buffer)
     saved = held_out["ours"].counts.switches - held_out["long"].counts.switches
     longer = f"brings back only {saved} of them" if saved > 0 else "does not bring them back"
@@ -920,8 +930,8 @@ held-out set.
 The model itself finds {args.found:.0f} % of the scored people in these frames (a detection of
 score {s.low} or more at IoU 0.5), which bounds MOTA and IDF1 for any tracker; the "detected
 people" columns below score the association alone. What it finds depends on how tall the
-person is in the 640x360 frame, which the model sees at 256x144 (a 40 px person is 16 px tall
-to it):
+person is in the {WIDTH}x{HEIGHT} frame, which the model sees at {seen[0]}x{seen[1]}
+(a {MIN_HEIGHT} px person is {MIN_HEIGHT * seen[1] / HEIGHT:.0f} px tall to it):
 
 {height_table(args.by_height)}
 
@@ -983,7 +993,8 @@ CPU time for 10 people (synthetic frames, best of 3 runs of 600 frames): trackin
 Measuring the camera's motion (Shi-Tomasi corners followed by Lucas-Kanade flow on a 320 px
 wide grey copy of the frame, and a RANSAC fit of a similarity, as BoT-SORT does) costs
 {args.camera_ms:.2f} ms of CPU per 640x360 frame on top, whatever the number of people; it
-runs in `posecli track` on videos unless `--no-camera-motion`. {camera_accuracy(args)}
+runs in `posecli track` on videos and `--sequence` images unless `--no-camera-motion`.
+{camera_accuracy(args)}
 {camera_choice(args)} For
 scale, one numpy add of two 10-element arrays took {args.add_us:.2f} us of CPU in the same run,
 so tracking and smoothing cost as much as {1000 * timing[True] / args.add_us:.0f} such adds

@@ -113,10 +113,25 @@ def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
     assert ids == {True: [[1]] * 6, False: [[1]] + [[]] * 5}
 
 
-@pytest.mark.parametrize(("sequence", "thumbnails"), [((), 0), (("--sequence",), 2)])
-def test_only_images_of_a_sequence_get_thumbnails(monkeypatch, tmp_path, sequence, thumbnails):
-    """`posecli track` measures the camera's motion between the images of a --sequence only:
-    images tracked each on their own get no grey thumbnail (it would be made for nothing)."""
+def write_video(path, frames: list[np.ndarray]) -> None:
+    """An MJPEG AVI of 640x360 BGR frames at 30 fps."""
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30, (640, 360))
+    for frame in frames:
+        out.write(frame)
+    out.release()
+
+
+@pytest.mark.parametrize(
+    ("video", "flags", "thumbnails"),
+    [(False, (), 0), (False, ("--sequence",), 2), (False, ("--sequence", "--no-camera-motion"), 0),
+     (True, (), 3), (True, ("--no-camera-motion",), 0)],
+)  # fmt: skip
+def test_thumbnails_are_made_only_where_camera_motion_is_measured(
+    monkeypatch, tmp_path, video, flags, thumbnails
+):
+    """`posecli track` makes grey thumbnails for the camera's motion of every video frame and of
+    the images of a --sequence, and none without camera motion or for images tracked each on
+    their own (each would be made for nothing)."""
     made = []
 
     def counted(bgr: np.ndarray) -> np.ndarray:
@@ -124,8 +139,14 @@ def test_only_images_of_a_sequence_get_thumbnails(monkeypatch, tmp_path, sequenc
         return grey_thumbnail(bgr)
 
     monkeypatch.setattr(estimator_module, "grey_thumbnail", counted)
-    args = ["--quiet", "-f", "jsonl", "-o", str(tmp_path / "out.jsonl"), *sequence]
-    code = track.main([str(IMAGES / "bus.jpg"), str(IMAGES / "zidane.jpg"), *args],
+    monkeypatch.setattr(pipeline, "grey_thumbnail", counted)
+    photo = cv2.imread(str(IMAGES / "bus.jpg"))
+    sources = [str(IMAGES / "bus.jpg"), str(IMAGES / "zidane.jpg")]
+    if video:
+        sources = [str(tmp_path / "pan.avi")]
+        write_video(sources[0], [view(photo, 1.0, -10 * i, -300) for i in range(3)])
+    out = tmp_path / "out.jsonl"
+    code = track.main([*sources, "--quiet", "-f", "jsonl", "-o", str(out), *flags],
                       standalone_mode=False)  # fmt: skip
-    assert code == 0 and len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+    assert code == 0 and len(out.read_text().splitlines()) == (3 if video else 2)
     assert len(made) == thumbnails
