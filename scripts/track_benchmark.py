@@ -326,10 +326,15 @@ def scored_poses(poses: list[Pose], truth: Truth) -> list[Pose]:
     return [p for p, d in zip(poses, drop, strict=True) if not d]
 
 
+def found_people(truth: Truth, detections: list[Pose]) -> np.ndarray:
+    """(G,) whether a detection finds each scored person of the frame (at IoU 0.5)."""
+    return np.isfinite(iou_distances(truth.boxes, boxes_of(detections))).any(axis=1)
+
+
 def detected_truth(truth: Truth, detections: list[Pose]) -> Truth:
     """The frame's ground truth with the people that no detection (score >= low) finds at IoU
     0.5 turned into ignore regions: what is left is what association alone decides."""
-    found = np.isfinite(iou_distances(truth.boxes, boxes_of(detections))).any(axis=1)
+    found = found_people(truth, detections)
     return replace(
         truth, ids=truth.ids[found], boxes=truth.boxes[found], keypoints=truth.keypoints[found],
         areas=truth.areas[found], ignore=np.concatenate((truth.ignore, truth.boxes[~found])),
@@ -623,9 +628,8 @@ def found_by_height(data, low: float) -> tuple[np.ndarray, np.ndarray]:
     heights, found = [], []
     for seq, dets in data:
         for t, d in zip(seq.truth, dets, strict=True):
-            boxes = boxes_of([p for p in d if p.score >= low])
             heights.append(t.boxes[:, 3] - t.boxes[:, 1])
-            found.append(np.isfinite(iou_distances(t.boxes, boxes)).any(axis=1))
+            found.append(found_people(t, [p for p in d if p.score >= low]))
     band = np.digitize(np.concatenate(heights), HEIGHT_BINS[1:])
     hits = np.concatenate(found)
     boxes = np.bincount(band, minlength=len(HEIGHT_BINS))
