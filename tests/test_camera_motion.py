@@ -38,6 +38,24 @@ def test_pan_and_zoom_are_measured_to_a_fraction_of_a_pixel():
         )
 
 
+def test_a_frame_of_another_size_is_a_zoom():
+    """The same view at twice the size (images of one --sequence saved at two sizes): the same
+    thumbnail, but the last frame's pixels land at twice their coordinates."""
+    photo = cv2.imread(str(IMAGES / "bus.jpg"))
+    small = view(photo, 1.0, -50, -300)
+    motion = CameraMotion()
+    motion(grey_thumbnail(small), 640)
+    found = motion(grey_thumbnail(cv2.resize(small, (1280, 720))), 1280)
+    for point in ([100.0, 50.0], [320.0, 180.0], [600.0, 300.0]):
+        assert found[:, :2] @ point + found[:, 2] == pytest.approx(2 * np.array(point), abs=1.0)
+
+
+def test_a_small_grey_frame_is_copied_not_kept():
+    """A thumbnail is never the caller's buffer, which a reader may fill with the next frame."""
+    frame = np.zeros((180, 320), np.uint8)
+    assert not np.shares_memory(grey_thumbnail(frame), frame)
+
+
 def test_a_frame_without_texture_moves_nothing():
     motion = CameraMotion()
     flat = np.full((360, 640), 90, np.uint8)

@@ -20,27 +20,29 @@ def grey_thumbnail(bgr: np.ndarray) -> np.ndarray:
     """A frame as the small grey image that camera motion is measured on."""
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     if grey.shape[1] <= WIDTH:
-        return np.ascontiguousarray(grey)
+        return grey.copy()  # not the caller's buffer, which may be reused for the next frame
     height = max(round(grey.shape[0] * WIDTH / grey.shape[1]), 1)
     return cv2.resize(grey, (WIDTH, height), interpolation=cv2.INTER_AREA)
 
 
 class CameraMotion:
     """Feed it each frame's thumbnail and the frame's width; it returns the 2x3 transform that
-    takes the last frame's pixels to this one's (identity for the first, or when unsure)."""
+    takes the last frame's pixels to this one's (identity for the first, after a change of
+    the frame's shape, or when unsure); a frame of the same shape at another size is zoomed."""
 
     def __init__(self) -> None:
-        self._last: np.ndarray | None = None
+        self._last: tuple[np.ndarray, int] | None = None
 
     def __call__(self, thumbnail: np.ndarray, frame_width: int) -> np.ndarray:
-        last, self._last = self._last, thumbnail
-        if last is None or last.shape != thumbnail.shape:
+        last, self._last = self._last, (thumbnail, frame_width)
+        if last is None or last[0].shape != thumbnail.shape:
             return identity()
-        fit = similarity(last, thumbnail)
+        fit = similarity(last[0], thumbnail)
         if fit is None:
             return identity()
-        scale = frame_width / thumbnail.shape[1]  # thumbnail pixels to frame pixels
-        fit[:, 2] *= scale
+        before, after = (width / thumbnail.shape[1] for width in (last[1], frame_width))
+        fit[:, :2] *= after / before  # frame pixels to thumbnail pixels and back, per frame
+        fit[:, 2] *= after
         return fit
 
 
