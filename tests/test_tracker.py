@@ -206,6 +206,51 @@ def test_zero_size_boxes_and_odd_inputs_do_not_break_the_tracker():
         tracker.update([Pose(0.9, np.full(4, np.nan, np.float32), flat.keypoints)], 1.0)
 
 
+@pytest.mark.parametrize(
+    "camera",
+    [np.full((2, 3), np.nan), [[1, 0, np.inf], [0, 1, 0]], np.zeros((2, 3)),
+     [[1e200, 0, 0], [0, 1e200, 0]]],
+)  # fmt: skip
+def test_a_broken_camera_transform_is_ignored(camera):
+    """A NaN, infinite, zero or absurd camera transform (an API caller's bad estimate) moves no
+    track: the person keeps their ID, and the tracker keeps working with good ones after."""
+    tracker = PoseTracker()
+    out = [tracker.update([person(0, 100 + f)], f / 30, camera if f == 2 else None)
+           for f in range(4)]  # fmt: skip
+    out.append(tracker.update([person(0, 104)], 4 / 30, np.eye(2, 3)))
+    assert all(ids_of(frame) == [1] for frame in out)
+
+
+def test_a_gap_of_ages_and_odd_frame_rates_do_not_break_the_tracker():
+    """A clock that jumps by 1e300 s (its next times, 1e300 + 1/30 ..., do not increase and count
+    as one frame each): the walking person is tracked again, under one ID, once they are seen
+    twice after it; frame rates whose frame time is infinite are refused."""
+    tracker = PoseTracker()
+    out = [tracker.update([person(0, 100 + 5 * f)], t)
+           for f, t in enumerate((0.0, 1 / 30, 1e300, 1e300, 1e300, 1e300))]  # fmt: skip
+    assert ids_of(out[0]) == [1] and len({i for f in out[3:] for i in ids_of(f)}) == 1
+    assert all(len(frame) == 1 for frame in out[3:])
+    with pytest.raises(ValueError, match="fps"):
+        PoseTracker(fps=1e-310)
+
+
+def test_non_finite_scores_are_refused():
+    tracker = PoseTracker()
+    flawed = person(0, 100)
+    with pytest.raises(ValueError, match="scores must be finite"):
+        tracker.update([Pose(float("inf"), flawed.box, flawed.keypoints)], 0.0)
+
+
+def test_poses_without_keypoints_are_tracked_by_their_boxes():
+    """A detection-only model (K = 0 keypoints): boxes alone carry the IDs."""
+    tracker = PoseTracker()
+    out = []
+    for f in range(5):
+        box = person(0, 100 + 5 * f).box
+        out.append(tracker.update([Pose(0.9, box, np.empty((0, 3), np.float32))], f / 30))
+    assert all(ids_of(frame) == [1] for frame in out)
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         TrackerSettings(low=0.5, high=0.3)

@@ -17,6 +17,8 @@ LOW_MATCH = 0.5  # ByteTrack's cost limit for its second stage (low-score detect
 UNCONFIRMED_MATCH = 0.7  # and for a new track's second frame
 POSITION_NOISE, VELOCITY_NOISE = 1 / 20, 1 / 160  # Kalman noise, relative to box size
 MASK_AREA = 0.53  # a person's area over their box's area, for the OKS scale (as Ultralytics)
+MAX_ZOOM = 100.0  # a camera transform zooming more than this either way is taken as broken
+MAX_STEP = 1e6  # frames the Kalman filter predicts over at most (a longer gap: as long as this)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class TrackerSettings:
 
 def default_sigmas(k: int) -> np.ndarray:
     """OKS sigmas for K keypoints: COCO's for 17, otherwise 1/K each (as Ultralytics)."""
-    return COCO17.oks_sigmas() if k == COCO17.count else np.full(k, 1.0 / k)
+    return COCO17.oks_sigmas() if k == COCO17.count else np.full(k, 1.0 / max(k, 1))
 
 
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
@@ -215,7 +217,7 @@ class PoseTracker:
         sigmas: np.ndarray | None = None,
         smooth: bool | KeypointSmoother = False,
     ):
-        if not (math.isfinite(fps) and fps > 0):
+        if not (math.isfinite(fps) and fps > 0 and math.isfinite(1 / fps)):
             raise ValueError("fps must be positive and finite")
         self.settings = settings or TrackerSettings()
         self.fps = fps
@@ -232,13 +234,15 @@ class PoseTracker:
 
         A missing or non-finite time, or one that does not increase, is taken as one frame after
         the last. `camera`, a 2x3 transform of the last frame's pixels to this one's (see
-        `posecli.camera_motion`), moves the tracks with a moving camera. Boxes must be finite;
+        `posecli.camera_motion`), moves the tracks with a moving camera; one that is not finite
+        or zooms by more than MAX_ZOOM either way is ignored. Boxes and scores must be finite;
         keypoints that are not count as unseen.
         """
         first = self._time is None
         now = self._advance(time)
+        camera = usable_camera(camera)
         if camera is not None and self._tracks is not None:
-            self._move_with_camera(np.asarray(camera, np.float64).reshape(2, 3))
+            self._move_with_camera(camera)
         boxes, scores, kpts = _arrays(poses)
         if self._tracks is None:
             if not poses:
@@ -263,7 +267,7 @@ class PoseTracker:
             tracks = self._tracks
             if not tracks.tracked.all():
                 tracks.mean[~tracks.tracked, 6:] = 0.0  # a lost person's box stops changing size
-            kalman_predict(tracks.mean, tracks.var, (now - last) * self.fps)
+            kalman_predict(tracks.mean, tracks.var, min((now - last) * self.fps, MAX_STEP))
         self._time = now
         return now
 
@@ -469,6 +473,18 @@ class PoseTracker:
         ]
 
 
+def usable_camera(camera: np.ndarray | None) -> np.ndarray | None:
+    """The 2x3 camera transform as floats, or None if there is none or it is broken (not finite,
+    or zooming by more than MAX_ZOOM either way)."""
+    if camera is None:
+        return None
+    camera = np.asarray(camera, np.float64).reshape(2, 3)
+    turn = camera[:, :2]
+    if not np.isfinite(camera).all() or np.abs(turn).max() > MAX_ZOOM:
+        return None
+    return camera if abs(float(np.linalg.det(turn))) >= MAX_ZOOM**-2 else None
+
+
 def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (M, 4), scores (M,) and keypoints (M, K, 3) of poses, in float64."""
     if not poses:
@@ -477,6 +493,8 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not np.isfinite(boxes).all():
         raise ValueError("boxes must be finite")
     scores = np.array([p.score for p in poses], dtype=np.float64)
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite")
     kpts = np.array([p.keypoints for p in poses], dtype=np.float64)
     kpts[~np.isfinite(kpts).all(axis=2)] = 0.0  # unseen: no weight in the similarity
     return boxes, scores, kpts
