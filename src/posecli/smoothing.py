@@ -36,7 +36,8 @@ class KeypointSmoother:
     and d_cutoff; beta is 15 rather than its 80, which leaves two thirds of this model's jitter
     (docs/tracking.md). The speed comes from consecutive raw values, as in the authors' code.
     A keypoint's confidence is low-passed with that keypoint's position factor. A track missing
-    from a frame is forgotten: when it comes back, its filter starts afresh.
+    from a frame is forgotten: when it comes back, its filter starts afresh. A keypoint that is
+    not finite (unseen) is returned as given, and its filter holds its last seen position.
     """
 
     def __init__(
@@ -53,19 +54,21 @@ class KeypointSmoother:
         """Filtered (M, K, 3) keypoints of the tracks `ids` seen at `time` (seconds)."""
         kpts = np.asarray(keypoints, dtype=np.float64)
         ids = np.asarray(ids)
+        seen: np.ndarray = np.isfinite(kpts).all(axis=-1)
         new = _State(
             ids=ids,
-            raw=kpts[..., :2],
-            smooth=kpts[..., :2].copy(),
+            raw=np.where(seen[..., None], kpts[..., :2], np.nan),
+            smooth=np.where(seen[..., None], kpts[..., :2], np.nan),
             speed=np.zeros_like(kpts[..., :2]),
-            conf=kpts[..., 2].copy(),
+            conf=np.where(seen, kpts[..., 2], 0.0),
             time=np.full(len(ids), float(time)),
         )
         rows, prev = self._previous_rows(ids, kpts.shape[1])
         if len(rows):
             self._filter(new, rows, prev, np.maximum(np.asarray(sizes, np.float64)[rows], 1.0))
         self._state = new
-        return np.concatenate((new.smooth, new.conf[..., None]), axis=-1)
+        smoothed = np.concatenate((new.smooth, new.conf[..., None]), axis=-1)
+        return np.where(seen[..., None], smoothed, kpts)
 
     def _previous_rows(self, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows of `ids` that the filter saw last frame, and their rows in its state."""
@@ -83,13 +86,17 @@ class KeypointSmoother:
         old = self._state
         assert old is not None
         step = np.maximum(new.time[rows] - old.time[prev], MIN_STEP)[:, None, None]
-        raw = new.raw[rows]
+        last = old.raw[prev]
+        raw = np.where(np.isfinite(new.raw[rows]), new.raw[rows], last)  # unseen: held
+        last = np.where(np.isfinite(last), last, raw)  # never seen before: starts here
         a_speed = alpha(step, self.d_cutoff)
-        speed = (raw - old.raw[prev]) * (a_speed / (step * sizes[:, None, None]))
+        speed = (raw - last) * (a_speed / (step * sizes[:, None, None]))
         speed += (1 - a_speed) * old.speed[prev]
+        speed[~np.isfinite(speed)] = 0.0  # a keypoint not seen yet has no speed
         a = alpha(step, self.min_cutoff + self.beta * np.abs(speed))
-        smooth = old.smooth[prev]
+        smooth = np.where(np.isfinite(old.smooth[prev]), old.smooth[prev], raw)
         smooth += a * (raw - smooth)
+        new.raw[rows] = raw
         new.smooth[rows] = smooth
         new.speed[rows] = speed
         a_conf = (a[..., 0] + a[..., 1]) / 2

@@ -462,7 +462,8 @@ class PoseTracker:
         ids = owner[out]
         if self.smoother is not None:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
-            smoothed = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
+            given = np.array([poses[i].keypoints for i in out], np.float64).reshape(kpts[out].shape)
+            smoothed = self.smoother(ids, given, sizes, now).astype(np.float32)
             return [
                 Pose(poses[i].score, poses[i].box, k, int(t))
                 for i, k, t in zip(out, smoothed, ids, strict=True)
