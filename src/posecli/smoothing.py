@@ -54,7 +54,7 @@ class KeypointSmoother:
         """Filtered (M, K, 3) keypoints of the tracks `ids` seen at `time` (seconds)."""
         kpts = np.asarray(keypoints, dtype=np.float64)
         ids = np.asarray(ids)
-        seen: np.ndarray = np.isfinite(kpts).all(axis=-1)
+        seen = np.asarray(np.isfinite(kpts).all(axis=-1))
         new = _State(
             ids=ids,
             raw=np.where(seen[..., None], kpts[..., :2], np.nan),
