@@ -234,6 +234,16 @@ def test_a_gap_of_ages_and_odd_frame_rates_do_not_break_the_tracker():
         PoseTracker(fps=1e-310)
 
 
+def test_a_box_given_corners_first_is_tracked_as_well():
+    """Boxes given as (x2, y2, x1, y1): the same person, the same ID in every frame."""
+    tracker = PoseTracker()
+    out = []
+    for f in range(4):
+        p = person(0, 100 + 5 * f)
+        out.append(tracker.update([Pose(p.score, p.box[[2, 3, 0, 1]], p.keypoints)], f / 30))
+    assert all(ids_of(frame) == [1] for frame in out)
+
+
 def test_non_finite_scores_are_refused():
     tracker = PoseTracker()
     flawed = person(0, 100)

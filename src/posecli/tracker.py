@@ -493,6 +493,8 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     boxes = np.array([p.box for p in poses], dtype=np.float64)
     if not np.isfinite(boxes).all():
         raise ValueError("boxes must be finite")
+    corners = boxes.reshape(-1, 2, 2)
+    boxes = np.concatenate((corners.min(axis=1), corners.max(axis=1)), axis=1)  # x2 < x1 too
     scores = np.array([p.score for p in poses], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
