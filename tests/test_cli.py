@@ -238,6 +238,12 @@ def test_nan_or_infinity_for_a_number_is_a_usage_error(args):
     assert proc.returncode == 2 and b"is not a finite number" in proc.stderr
 
 
+def test_a_frame_rate_too_small_for_a_frame_time_is_a_usage_error():
+    """--fps 1e-310 passed the range but its frame time is infinite: an internal error."""
+    proc = run_cli("track", BUS, "--sequence", "--fps", "1e-310")
+    assert proc.returncode == 2 and b"--fps" in proc.stderr and b"internal" not in proc.stderr
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "text"])
 def test_skip_existing_refuses_an_output_file_it_would_rewrite(tmp_path, fmt):
     """Resuming into a csv/json/text file would write it afresh with only the new items."""
