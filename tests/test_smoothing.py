@@ -116,7 +116,7 @@ def test_an_unseen_keypoint_is_passed_through_and_its_filter_holds():
     seen[0, 1] = [50.0, 60.0, 0.8]
     out = smoother(np.array([1]), seen, np.array([100.0]), 6 / 30)
     np.testing.assert_allclose(out[0, :, :2], seen[0, :, :2], atol=1e-9)
-    assert out[0, 0, 2] > 0.8
+    assert out[0, 0, 2] > 0.8 and out[0, 1, 2] == pytest.approx(0.8)  # its own confidence
 
 
 def test_still_noise_is_damped_and_motion_followed():

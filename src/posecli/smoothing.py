@@ -88,18 +88,19 @@ class KeypointSmoother:
         step = np.maximum(new.time[rows] - old.time[prev], MIN_STEP)[:, None, None]
         last = old.raw[prev]
         raw = np.where(np.isfinite(new.raw[rows]), new.raw[rows], last)  # unseen: held
-        last = np.where(np.isfinite(last), last, raw)  # never seen before: starts here
+        before = np.isfinite(last).all(axis=-1)  # seen in an earlier frame
+        last = np.where(before[..., None], last, raw)  # never seen before: starts here
         a_speed = alpha(step, self.d_cutoff)
         speed = (raw - last) * (a_speed / (step * sizes[:, None, None]))
         speed += (1 - a_speed) * old.speed[prev]
         speed[~np.isfinite(speed)] = 0.0  # a keypoint not seen yet has no speed
         a = alpha(step, self.min_cutoff + self.beta * np.abs(speed))
-        smooth = np.where(np.isfinite(old.smooth[prev]), old.smooth[prev], raw)
+        smooth = np.where(before[..., None], old.smooth[prev], raw)
         smooth += a * (raw - smooth)
         new.raw[rows] = raw
         new.smooth[rows] = smooth
         new.speed[rows] = speed
         a_conf = (a[..., 0] + a[..., 1]) / 2
-        conf = old.conf[prev]
+        conf = np.where(before, old.conf[prev], new.conf[rows])
         conf += a_conf * (new.conf[rows] - conf)
         new.conf[rows] = conf
