@@ -252,7 +252,8 @@ class PoseTracker:
             kpts = np.empty((0, *self._tracks.keypoints.shape[1:]))
         elif kpts.shape[1] != self._tracks.keypoints.shape[1]:
             raise ValueError("the number of keypoints changed between frames")
-        owner = self._associate(boxes, scores, kpts, now, first, refind=camera is not None)
+        owner = self._associate(boxes, scores, unseen_zeroed(kpts), now, first,
+                                refind=camera is not None)  # fmt: skip
         return self._output(poses, owner, kpts, boxes, now)
 
     def _advance(self, time: float | None) -> float:
@@ -462,8 +463,7 @@ class PoseTracker:
         ids = owner[out]
         if self.smoother is not None:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
-            given = np.array([poses[i].keypoints for i in out], np.float64).reshape(kpts[out].shape)
-            smoothed = self.smoother(ids, given, sizes, now).astype(np.float32)
+            smoothed = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
             return [
                 Pose(poses[i].score, poses[i].box, k, int(t))
                 for i, k, t in zip(out, smoothed, ids, strict=True)
@@ -486,8 +486,13 @@ def usable_camera(camera: np.ndarray | None) -> np.ndarray | None:
     return camera if abs(float(np.linalg.det(turn))) >= MAX_ZOOM**-2 else None
 
 
+def unseen_zeroed(kpts: np.ndarray) -> np.ndarray:
+    """(M, K, 3) keypoints with the unseen (not finite) ones all zero: no weight in matching."""
+    return np.where(np.isfinite(kpts).all(axis=2, keepdims=True), kpts, 0.0)
+
+
 def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes (M, 4), scores (M,) and keypoints (M, K, 3) of poses, in float64."""
+    """Boxes (M, 4), scores (M,) and keypoints (M, K, 3, as given) of poses, in float64."""
     if not poses:
         return np.empty((0, 4)), np.empty(0), np.empty((0, 0, 3))
     boxes = np.array([p.box for p in poses], dtype=np.float64)
@@ -498,6 +503,4 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.array([p.score for p in poses], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    kpts = np.array([p.keypoints for p in poses], dtype=np.float64)
-    kpts[~np.isfinite(kpts).all(axis=2)] = 0.0  # unseen: no weight in the similarity
-    return boxes, scores, kpts
+    return boxes, scores, np.array([p.keypoints for p in poses], dtype=np.float64)
