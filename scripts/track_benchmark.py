@@ -604,16 +604,15 @@ def larger_detections(data, cache: Path | None) -> list[list[list[Pose]]]:
     return out
 
 
-def seen_at(model: str) -> tuple[int, int]:
+def seen_at(estimator: PoseEstimator) -> tuple[int, int]:
     """The width and height a WIDTH x HEIGHT frame has in the model's letterboxed input."""
-    width, height = PoseEstimator(model).input_size
+    width, height = estimator.input_size
     scale = min(width / WIDTH, height / HEIGHT)
     return round(WIDTH * scale), round(HEIGHT * scale)
 
 
-def model_ms(model: str, frames: list[np.ndarray]) -> float:
-    """CPU ms per frame of the model on one thread (preprocessing and decoding included)."""
-    estimator = PoseEstimator(model, conf=TrackerSettings().low, threads=1)
+def model_ms(estimator: PoseEstimator, frames: list[np.ndarray]) -> float:
+    """CPU ms per frame of a one-thread estimator (preprocessing and decoding included)."""
     for frame in frames[:3]:
         estimator.predict(frame)
     start = time.process_time()
@@ -749,8 +748,9 @@ def detector_limits(tune, test, larger: dict[str, list[list[Pose]]], args) -> No
     boxes, share = args.by_height[MODEL]
     args.found = 100 * float((boxes * share).sum() / boxes.sum())
     frames = tune[0][0].frames[:30]
-    args.model_ms = {model: model_ms(model, frames) for model in (MODEL, LARGER)}
-    args.seen_at = {model: seen_at(model) for model in (MODEL, LARGER)}
+    one_thread = {model: PoseEstimator(model, conf=low, threads=1) for model in (MODEL, LARGER)}
+    args.model_ms = {model: model_ms(e, frames) for model, e in one_thread.items()}
+    args.seen_at = {model: seen_at(e) for model, e in one_thread.items()}
     args.larger_bound = sum((best_possible(q, larger[q.name], TrackerSettings()) for q, _ in test),
                             Bound(0, 0, 0, 0))  # fmt: skip
 

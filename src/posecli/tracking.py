@@ -63,7 +63,7 @@ def track_events(events: Iterable[Event], options: TrackOptions) -> Iterator[Eve
 
 class ImageSequence:
     """Images tracked as the frames of one video, in the order they come, at the options'
-    `sequence_fps`, moved with the camera's motion between images of one size."""
+    `sequence_fps`, moved with the camera's motion between images of one shape."""
 
     def __init__(self, options: TrackOptions):
         assert options.sequence_fps is not None
