@@ -235,13 +235,46 @@ def test_a_gap_of_ages_and_odd_frame_rates_do_not_break_the_tracker():
 
 
 def test_a_box_given_corners_first_is_tracked_as_well():
-    """Boxes given as (x2, y2, x1, y1): the same person, the same ID in every frame."""
+    """Boxes given as (x2, y2, x1, y1): the same person, the same ID in every frame, and the box
+    comes back (and goes to MOTChallenge rows) with its corners in order."""
     tracker = PoseTracker()
     out = []
     for f in range(4):
         p = person(0, 100 + 5 * f)
         out.append(tracker.update([Pose(p.score, p.box[[2, 3, 0, 1]], p.keypoints)], f / 30))
     assert all(ids_of(frame) == [1] for frame in out)
+    np.testing.assert_array_equal(out[-1][0].box, person(0, 115).box)
+    inverted = Pose(0.9, np.array([100.0, 200, 50, 100]), np.zeros((17, 3)), 3)
+    assert mot_rows(0, [inverted]) == ["1,3,50.00,100.00,50.00,100.00,0.90000,-1,-1,-1"]
+
+
+def test_a_refused_frame_changes_nothing():
+    """A frame refused for a bad pose leaves the tracker as it was: sent again without that pose
+    (with the camera's motion), the person keeps their ID and place; refused as the first
+    frame, the next one still counts as first (its people are confirmed at once)."""
+    shift = np.array([[1.0, 0, 300], [0, 1, 0]])
+    bad = Pose(0.9, np.array([0, 0, np.nan, 10], np.float32), person(0, 0).keypoints)
+    fewer = Pose(0.9, person(1, 700).box, person(1, 700).keypoints[:5])
+    for refused in ([person(0, 400), bad], [fewer]):
+        tracker = PoseTracker()
+        tracker.update([person(0, 100)], 0.0)
+        with pytest.raises(ValueError):
+            tracker.update(refused, 1 / 30, shift)
+        assert ids_of(tracker.update([person(0, 400)], 1 / 30, shift)) == [1]
+    tracker = PoseTracker()
+    with pytest.raises(ValueError):
+        tracker.update([bad], 0.0)
+    assert ids_of(tracker.update([person(0, 100)], 1 / 30)) == [1]
+
+
+def test_mixed_keypoint_counts_in_a_frame_are_refused_clearly():
+    odd = Pose(0.9, person(1, 400).box, person(1, 400).keypoints[:5])
+    with pytest.raises(ValueError, match="one K for all poses"):
+        PoseTracker().update([person(0, 100), odd], 0.0)
+    with pytest.raises(ValueError, match=r"\(K, 3\)"):
+        PoseTracker().update([Pose(0.9, person(0, 100).box, np.zeros((17, 2)))], 0.0)
+    with pytest.raises(ValueError, match="sigmas"):
+        PoseTracker(sigmas=np.full(5, 0.05)).update([person(0, 100)], 0.0)
 
 
 def test_non_finite_scores_are_refused():
@@ -264,8 +297,12 @@ def test_poses_without_keypoints_are_tracked_by_their_boxes():
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         TrackerSettings(low=0.5, high=0.3)
-    with pytest.raises(ValueError):
-        TrackerSettings(keypoint_scale=0)
+    for bad in ({"keypoint_scale": 0}, {"keypoint_scale": np.nan}, {"buffer": np.nan}):
+        with pytest.raises(ValueError):
+            TrackerSettings(**bad)
+    for sigmas in (np.zeros(17), np.full(17, np.nan)):
+        with pytest.raises(ValueError, match="sigmas"):
+            PoseTracker(sigmas=sigmas)
     for fps in (0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="fps"):
             PoseTracker(fps=fps)
@@ -279,6 +316,11 @@ def test_mot_rows():
         "1,-1,0.00,0.00,1.00,2.00,0.50000,-1,-1,-1",
     ]
     assert poses[0].to_dict()["id"] == 7 and "id" not in poses[1].to_dict()
+
+
+def test_iou_distances_of_an_empty_frame_given_as_lists():
+    assert iou_distances([], [[0, 0, 10, 10]]).shape == (0, 1)
+    assert iou_distances([[0, 0, 10, 10]], []).shape == (1, 0)
 
 
 def test_mot_scores_match_the_motmetrics_readme_example():
@@ -377,6 +419,12 @@ def upper_body(whole: Pose, score: float) -> Pose:
     box = whole.box.copy()
     box[3] = box[1] + 0.6 * (box[3] - box[1])
     return Pose(score, box, whole.keypoints)
+
+
+def test_duplicate_one_turns_the_rule_off_even_for_identical_boxes():
+    twins = [person(0, 100), person(0, 100)]
+    out = PoseTracker(TrackerSettings(duplicate=1.0)).update(twins, 0.0)
+    assert ids_of(out) == [1, 2]
 
 
 @pytest.mark.parametrize(("duplicate", "ids"), [(0.5, 1), (1.0, 2)])

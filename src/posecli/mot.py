@@ -13,10 +13,12 @@ from .tracker import box_iou_matrix, match
 
 def mot_rows(frame_index: int, poses: list[Pose]) -> list[str]:
     """MOTChallenge lines `frame,id,x,y,w,h,score,-1,-1,-1` of one frame (0-based index given;
-    the file's frames count from 1). An untracked pose gets id -1, as in MOTChallenge det files."""
+    the file's frames count from 1). An untracked pose gets id -1, as in MOTChallenge det files.
+    A box given corners last first is written as the same box."""
     rows = []
     for p in poses:
-        x1, y1, x2, y2 = (float(v) for v in p.box)
+        x1, x2 = sorted((float(p.box[0]), float(p.box[2])))
+        y1, y2 = sorted((float(p.box[1]), float(p.box[3])))
         track = -1 if p.track_id is None else int(p.track_id)
         rows.append(
             f"{frame_index + 1},{track},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
@@ -27,7 +29,8 @@ def mot_rows(frame_index: int, poses: list[Pose]) -> list[str]:
 
 def iou_distances(gt_boxes: np.ndarray, boxes: np.ndarray, min_iou: float = 0.5) -> np.ndarray:
     """(G, H) distances 1 - IoU of xyxy boxes, NaN (no match possible) where IoU < min_iou."""
-    iou = box_iou_matrix(np.asarray(gt_boxes, np.float64), np.asarray(boxes, np.float64))
+    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    iou = box_iou_matrix(gt_boxes, np.asarray(boxes, np.float64).reshape(-1, 4))
     return np.where(iou >= min_iou, 1 - iou, np.nan)
 
 

@@ -37,7 +37,8 @@ class KeypointSmoother:
     (docs/tracking.md). The speed comes from consecutive raw values, as in the authors' code.
     A keypoint's confidence is low-passed with that keypoint's position factor. A track missing
     from a frame is forgotten: when it comes back, its filter starts afresh. A keypoint that is
-    not finite (unseen) is returned as given, and its filter holds its last seen position.
+    not finite (unseen) is returned as given, and its filter holds its last seen position and
+    confidence.
     """
 
     def __init__(
@@ -87,7 +88,8 @@ class KeypointSmoother:
         assert old is not None
         step = np.maximum(new.time[rows] - old.time[prev], MIN_STEP)[:, None, None]
         last = old.raw[prev]
-        raw = np.where(np.isfinite(new.raw[rows]), new.raw[rows], last)  # unseen: held
+        seen = np.isfinite(new.raw[rows]).all(axis=-1)
+        raw = np.where(seen[..., None], new.raw[rows], last)  # unseen: position and confidence held
         before = np.isfinite(last).all(axis=-1)  # seen in an earlier frame
         last = np.where(before[..., None], last, raw)  # never seen before: starts here
         a_speed = alpha(step, self.d_cutoff)
@@ -102,5 +104,4 @@ class KeypointSmoother:
         new.speed[rows] = speed
         a_conf = (a[..., 0] + a[..., 1]) / 2
         conf = np.where(before, old.conf[prev], new.conf[rows])
-        conf += a_conf * (new.conf[rows] - conf)
-        new.conf[rows] = conf
+        new.conf[rows] = np.where(seen, conf + a_conf * (new.conf[rows] - conf), conf)

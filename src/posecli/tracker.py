@@ -39,12 +39,14 @@ class TrackerSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.low <= self.high <= 1 or not 0 <= self.new_track <= 1:
             raise ValueError("thresholds must satisfy 0 <= low <= high <= 1, new_track in 0..1")
-        if self.buffer < 0 or not 0 <= self.match <= 1 or not 0 <= self.keypoint_weight <= 1:
-            raise ValueError("buffer must be >= 0, match and keypoint_weight in 0..1")
+        if not 0 <= self.match <= 1 or not 0 <= self.keypoint_weight <= 1:
+            raise ValueError("match and keypoint_weight must be in 0..1")
+        if not (math.isfinite(self.buffer) and self.buffer >= 0):
+            raise ValueError("buffer must be finite and >= 0")
         if not 0 < self.duplicate <= 1 or not 0 < self.refind <= 1:
             raise ValueError("duplicate and refind must be in (0, 1]")
-        if self.keypoint_scale <= 0:
-            raise ValueError("keypoint_scale must be positive")
+        if not (math.isfinite(self.keypoint_scale) and self.keypoint_scale > 0):
+            raise ValueError("keypoint_scale must be positive and finite")
 
 
 def default_sigmas(k: int) -> np.ndarray:
@@ -221,7 +223,9 @@ class PoseTracker:
             raise ValueError("fps must be positive and finite")
         self.settings = settings or TrackerSettings()
         self.fps = fps
-        self.sigmas = None if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+        self.sigmas = None if sigmas is None else np.asarray(sigmas, dtype=np.float64).ravel()
+        if self.sigmas is not None and not (np.isfinite(self.sigmas) & (self.sigmas > 0)).all():
+            raise ValueError("sigmas must be positive and finite")
         self.smoother = KeypointSmoother() if smooth is True else smooth or None
         self._tracks: _Tracks | None = None
         self._time: float | None = None
@@ -236,25 +240,33 @@ class PoseTracker:
         the last. `camera`, a 2x3 transform of the last frame's pixels to this one's (see
         `posecli.camera_motion`), moves the tracks with a moving camera; one that is not finite
         or zooms by more than MAX_ZOOM either way is ignored. Boxes and scores must be finite;
-        keypoints that are not count as unseen.
+        keypoints that are not count as unseen. A frame refused with ValueError changes nothing.
         """
+        boxes, scores, kpts = _arrays(poses)
+        if poses:
+            self._check_keypoints(kpts.shape[1])
         first = self._time is None
         now = self._advance(time)
         camera = usable_camera(camera)
         if camera is not None and self._tracks is not None:
             self._move_with_camera(camera)
-        boxes, scores, kpts = _arrays(poses)
         if self._tracks is None:
             if not poses:
                 return []
             self._tracks = _Tracks.empty(kpts.shape[1])
         elif not poses:
             kpts = np.empty((0, *self._tracks.keypoints.shape[1:]))
-        elif kpts.shape[1] != self._tracks.keypoints.shape[1]:
-            raise ValueError("the number of keypoints changed between frames")
         owner = self._associate(boxes, scores, unseen_zeroed(kpts), now, first,
                                 refind=camera is not None)  # fmt: skip
         return self._output(poses, owner, kpts, boxes, now)
+
+    def _check_keypoints(self, k: int) -> None:
+        """Refuse a frame whose poses have a number of keypoints that the tracks or the sigmas
+        do not."""
+        if self._tracks is not None and k != self._tracks.keypoints.shape[1]:
+            raise ValueError("the number of keypoints changed between frames")
+        if self.sigmas is not None and len(self.sigmas) != k:
+            raise ValueError(f"{len(self.sigmas)} sigmas given for {k} keypoints")
 
     def _advance(self, time: float | None) -> float:
         """The frame's time, and every track's Kalman state moved on to it."""
@@ -374,8 +386,8 @@ class PoseTracker:
         """The unmatched detections that may start tracks: not a second box on a person matched
         in this frame or on one of a surer new detection (box IoU >= `duplicate`, such as an
         upper-body box NMS left beside a whole-body one), which would make two tracks that take
-        turns on one person. Equal scores go to the earlier detection."""
-        if not len(fresh):
+        turns on one person. Equal scores go to the earlier detection; `duplicate` 1 is off."""
+        if not len(fresh) or self.settings.duplicate >= 1:
             return fresh
         fresh = fresh[np.lexsort((fresh, -scores[fresh]))]
         others = np.concatenate((taken, fresh))
@@ -458,18 +470,19 @@ class PoseTracker:
     def _output(
         self, poses: list[Pose], owner: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, now: float
     ) -> list[Pose]:
-        """The poses whose track is confirmed, with their IDs (and smoothed keypoints)."""
+        """The poses whose track is confirmed, with their IDs (and smoothed keypoints), their
+        boxes' corners in order."""
         out = np.nonzero(owner > 0)[0]
         ids = owner[out]
         if self.smoother is not None:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
             smoothed = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
             return [
-                Pose(poses[i].score, poses[i].box, k, int(t))
+                Pose(poses[i].score, boxes[i], k, int(t))
                 for i, k, t in zip(out, smoothed, ids, strict=True)
             ]
         return [
-            Pose(poses[i].score, poses[i].box, poses[i].keypoints, int(t))
+            Pose(poses[i].score, boxes[i], poses[i].keypoints, int(t))
             for i, t in zip(out, ids, strict=True)
         ]
 
@@ -495,6 +508,12 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (M, 4), scores (M,) and keypoints (M, K, 3, as given) of poses, in float64."""
     if not poses:
         return np.empty((0, 4)), np.empty(0), np.empty((0, 0, 3))
+    if any(np.shape(p.box) != (4,) for p in poses):
+        raise ValueError("boxes must be (x1, y1, x2, y2)")
+    kpts = [np.asarray(p.keypoints, dtype=np.float64) for p in poses]
+    kpts = [k.reshape(0, 3) if k.size == 0 else k for k in kpts]
+    if any(k.ndim != 2 or k.shape[1] != 3 for k in kpts) or len({k.shape for k in kpts}) > 1:
+        raise ValueError("keypoints must be (K, 3) arrays, with one K for all poses of a frame")
     boxes = np.array([p.box for p in poses], dtype=np.float64)
     if not np.isfinite(boxes).all():
         raise ValueError("boxes must be finite")
@@ -503,4 +522,4 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.array([p.score for p in poses], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    return boxes, scores, np.array([p.keypoints for p in poses], dtype=np.float64)
+    return boxes, scores, np.stack(kpts)
