@@ -183,6 +183,38 @@ def test_truncated_video_keeps_its_frames_and_says_it_ended_early(tmp_path):
     assert one_error_line(proc).startswith(f"posecli: error: {cut}: video ended early: ")
 
 
+def test_truncated_matroska_without_a_frame_count_says_it_ended_early(tmp_path):
+    """Matroska gives no frame count, but its track's duration (a tag) says how many to expect."""
+    whole = tmp_path / "whole.mkv"
+    make_clip(PETS, whole, 60)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    proc = run_cli("infer", cut, whole, "-f", "jsonl")
+    assert proc.returncode == 1
+    records = jsonl_records(proc.stdout)
+    read = sum(r["image"] == str(cut) for r in records)
+    assert 5 < read < 50 and sum(r["image"] == str(whole) for r in records) == 60
+    reason = f"video ended early: {read} of about 60 frames (truncated or corrupt)"
+    assert one_error_line(proc) == f"posecli: error: {cut}: {reason}"
+
+
+def test_corrupt_packets_are_skipped_and_the_frames_after_them_kept(tmp_path):
+    """20 KB zeroed a third of the way in: the packets there fail to decode, the video goes on
+    after them (as the ffmpeg tool does), and the loss is reported."""
+    damaged = tmp_path / "damaged.mp4"
+    make_clip(PETS, damaged, 60)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 20000] = bytes(20000)
+    damaged.write_bytes(bytes(data))
+    proc = run_cli("infer", damaged, "-f", "jsonl")
+    assert proc.returncode == 1
+    read = len(jsonl_records(proc.stdout))
+    assert 30 < read < 60
+    assert one_error_line(proc) == (
+        f"posecli: error: {damaged}: video ended early: {read} of 60 frames (truncated or corrupt)"
+    )
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

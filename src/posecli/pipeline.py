@@ -207,7 +207,7 @@ def _decode_frames(
             if not out.put(_FrameTask(path, frame), live):
                 break
             progress[0] += 1
-        return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], expected))
+        return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], stride))
     except VideoError as exc:
         stopped = "stream stopped" if source.live else "video ended early"
         return SourceEnd(path, progress[0], 0, f"{stopped} after {progress[0]} frames ({exc})")
@@ -215,12 +215,19 @@ def _decode_frames(
         source.close()
 
 
-def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected: int) -> str | None:
-    """Why a source that ran out of frames stopped early, or None if it ended as it should."""
+def _early_end(source: VideoSource | video.CameraSource, decoded: int, stride: int) -> str | None:
+    """Why a source that ran out of frames stopped early or had holes, or None if it ended as it
+    should. Without a frame count, a track's declared duration gives one, give or take 5 %."""
     if source.live:
         return f"stream stopped after {decoded} frames"
+    expected = -(-source.frame_count // stride)
     if decoded < expected:
         return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
+    about = round(source.declared_seconds * float(source.fps) / stride)
+    if not expected and decoded < 0.95 * about - 1:
+        return f"video ended early: {decoded} of about {about} frames (truncated or corrupt)"
+    if source.corrupt_packets:
+        return f"corrupt video: {source.corrupt_packets} packets could not be decoded, skipped"
     return None
 
 

@@ -105,6 +105,7 @@ class VideoSource:
             raise VideoError("unsupported video codec (no decoder for it in FFmpeg)")
         codec.thread_type = "AUTO"
         self.width, self.height = codec.width, codec.height
+        self.corrupt_packets = 0  # packets that failed to decode and were skipped
 
     @property
     def live(self) -> bool:
@@ -115,6 +116,17 @@ class VideoSource:
     def frame_count(self) -> int:
         """Frames the container says it holds; 0 when it does not say."""
         return max(int(self.stream.frames or 0), 0)
+
+    @property
+    def declared_seconds(self) -> float:
+        """How long the video track says it is, where that is a tag of its own (Matroska and
+        WebM); 0 when it has none."""
+        tag = self.stream.metadata.get("DURATION", "")
+        found = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag)
+        if not found:
+            return 0.0
+        hours, minutes, seconds = found.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
     @property
     def fps(self) -> Fraction:
@@ -132,9 +144,14 @@ class VideoSource:
                 yield DecodedFrame(index, time, frame_bgr(frame))
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames; read and decode errors become VideoError."""
+        """Decoded frames; a packet that fails to decode is skipped and counted (as the ffmpeg
+        tool does), and read errors become VideoError."""
         try:
-            yield from self.container.decode(self.stream)
+            for packet in self.container.demux(self.stream):
+                try:
+                    yield from packet.decode()
+                except av.InvalidDataError:
+                    self.corrupt_packets += 1
         except av.FFmpegError as exc:
             raise VideoError(_reason(exc)) from exc
 
@@ -187,6 +204,8 @@ class CameraSource:
 
     live = True
     frame_count = 0
+    declared_seconds = 0.0
+    corrupt_packets = 0
 
     def __init__(self, source: str, device: str):
         self.source = source
