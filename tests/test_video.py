@@ -501,6 +501,24 @@ def test_a_video_too_small_to_encode_is_not_saved_and_its_results_are_kept(tmp_p
     assert sorted(p.name for p in saved.iterdir()) == ["bus.jpg"]
 
 
+def test_a_video_that_gives_no_frame_gets_no_copy_and_is_redone_on_resume(tmp_path):
+    """An mp4 cut just after its header opens (30 frames said) but gives none: no empty copy
+    that would look finished, so --skip-existing tries it again."""
+    whole = tmp_path / "whole.mp4"
+    make_clip(PETS, whole, 30, options={"movflags": "faststart"})
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: data.find(b"mdat") + 200])
+    saved = tmp_path / "saved"
+    for resume in ([], ["--skip-existing"]):
+        proc = run_cli("track", cut, "--save-dir", saved, "-f", "jsonl", *resume)
+        assert proc.returncode == 1 and "skipped" not in proc.stderr.decode()
+        assert one_error_line(proc).endswith(
+            "video ended early: 0 of 30 frames (truncated or corrupt)"
+        )
+        assert list(saved.iterdir()) == []
+
+
 @pytest.mark.parametrize("limit", [8192, 100_000])
 def test_an_annotated_video_cut_short_by_a_file_size_limit_is_not_saved(pan_clip, tmp_path, limit):
     """The copy hits `ulimit -f` while frames are muxed or only when the file is closed (its

@@ -66,14 +66,15 @@ class AnnotatedVideo:
         self.frames.put((bgr, poses))
 
     def finish(self) -> None:
-        """Encode what is queued, close the file and move it into place (the temporary file is
-        removed whatever happens, Ctrl-C included)."""
+        """Encode what is queued, close the file and move it into place, unless it has no frame
+        (the temporary file is removed whatever happens, Ctrl-C included)."""
         try:
             self.frames.put(None)
             self.thread.join()
             if self.failure is not None:
                 raise ImageError(f"cannot write {self.dest}: {self.failure}")
-            os.replace(self.tmp, self.dest)
+            if self.written:
+                os.replace(self.tmp, self.dest)
         except OSError as exc:
             raise ImageError(f"cannot write {self.dest}: {exc.strerror or exc}") from exc
         finally:
