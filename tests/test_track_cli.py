@@ -214,6 +214,19 @@ def check_id_colours(saved: Path, records: list[dict]) -> None:
     assert checked >= 0.8 * sum(len(r["poses"]) for r in records)  # some edges are drawn over
 
 
+def test_a_missing_image_of_a_sequence_keeps_its_place(frame_folder):
+    """A name that does not exist is a failed frame where it was given (one error line), so the
+    images after it keep their frame numbers; a pattern that matches nothing is no frame."""
+    paths = sorted(frame_folder.glob("*.png"))[:3]
+    missing, nothing = frame_folder / "missing.png", frame_folder / "nomatch*.png"
+    proc = run_cli("track", paths[0], missing, paths[1], nothing, paths[2], "--sequence",
+                   "-f", "jsonl")  # fmt: skip
+    assert proc.returncode == 1
+    frames = {Path(r["image"]).name: r["frame"] for r in jsonl_records(proc.stdout)}
+    assert [frames[p.name] for p in paths] == [0, 2, 3]
+    assert proc.stderr.decode().count("error") == 2 and str(missing) in proc.stderr.decode()
+
+
 def test_images_without_sequence_are_tracked_each_on_their_own(frame_folder):
     paths = sorted(frame_folder.glob("*.png"))[:5]
     proc = run_cli("track", *paths, BUS, "-f", "jsonl")
@@ -290,6 +303,9 @@ def test_an_option_without_the_one_it_tunes_is_a_usage_error(option, value, need
     tune --smooth: given alone they would be silently ignored."""
     proc = run_cli("track", BUS, option, value)
     assert proc.returncode == 2 and f"{option} applies only with {needs}".encode() in proc.stderr
+    proc = run_cli("track", BUS, "--box-only", "--keypoint-weight", "0.5")
+    assert proc.returncode == 2
+    assert b"--keypoint-weight does not apply with --box-only" in proc.stderr
     assert not proc.stdout
 
 

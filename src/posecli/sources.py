@@ -69,6 +69,7 @@ class Inputs:
     items: list[Item] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    keep_missing: bool = False  # names that do not exist become items, not errors
 
 
 def is_image_name(name: str) -> bool:
@@ -117,9 +118,15 @@ def read_path_lines(stream: BinaryIO) -> list[str]:
     return paths
 
 
-def expand(sources: Iterable[str], recursive: bool, stdin: BinaryIO | None = None) -> Inputs:
-    """Every image that the sources name, in a stable order, plus one error per bad source."""
-    inputs = Inputs()
+def expand(
+    sources: Iterable[str],
+    recursive: bool,
+    stdin: BinaryIO | None = None,
+    keep_missing: bool = False,
+) -> Inputs:
+    """Every image that the sources name, in a stable order, plus one error per bad source.
+    With `keep_missing`, a name that does not exist is an item too (it fails in its place)."""
+    inputs = Inputs(keep_missing=keep_missing)
     for source in sources:
         if source == "-" and stdin is not None:
             try:
@@ -140,7 +147,7 @@ def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
             inputs.items.append(item)
         elif os.path.isdir(source):
             _add_folder(inputs, source, recursive)
-        elif os.path.lexists(source):
+        elif os.path.lexists(source) or (inputs.keep_missing and not glob.has_magic(source)):
             inputs.items.append(Item(source, os.path.basename(source)))
         elif glob.has_magic(source):
             matches = sorted(glob.glob(source, recursive=True))

@@ -89,7 +89,7 @@ def infer(**params) -> int:
 def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame,
                 timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None, thumbnails: bool = False,
-                image_thumbnails: bool = False,
+                image_thumbnails: bool = False, keep_missing: bool = False,
                 **options) -> int:  # fmt: skip
     """The run behind infer and track: expand the sources, check the outputs, run every item
     through the pipeline (and the `stage` made for the estimator, which may replace each frame's
@@ -97,14 +97,16 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
 
     `check_items` may refuse the expanded items (a usage error) before any output is touched;
     `thumbnails` and `image_thumbnails` ask for the grey thumbnails (for the camera's motion)
-    of video frames and of images.
+    of video frames and of images; with `keep_missing` a source that does not exist fails in
+    its place among the items (a frame of a --sequence), not before them.
     """
     output = None if output == Path("-") else output
     fmt = checked_format(output, fmt, append, skip_existing, save_dir)
     jsonl_file = output if output and fmt == "jsonl" else None
     shard_index = parse_shard(shard)
     estimator = build_estimator(**options)
-    inputs = expand(sources, recursive, sys.stdin.buffer if "-" in sources else None)
+    stdin = sys.stdin.buffer if "-" in sources else None
+    inputs = expand(sources, recursive, stdin, keep_missing)
     report_inputs(inputs, quiet)
     items = selected_items(inputs, shard_index, fmt, check_items)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)

@@ -22,6 +22,8 @@ from .options import Number, apply_options, model_options, pipeline_options
 DEFAULTS = TrackerSettings()
 # The flag that each option tunes: without it, giving the option is a usage error.
 TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smooth"}
+# The flag that makes each option moot: with it, giving the option is a usage error.
+MOOTS = {"keypoint_weight": "box_only"}
 
 
 def tracker_options(func):
@@ -88,7 +90,7 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         raise click.UsageError(f"--track-low {track_low} is above --track-high {track_high}")
     if sequence and (params["shard"] or params["skip_existing"]):
         raise click.UsageError("--sequence tracks all the images: no --shard or --skip-existing")
-    refuse_untuned({"sequence": sequence, "smooth": smooth})
+    refuse_untuned({"sequence": sequence, "smooth": smooth, "box_only": box_only})
     settings = TrackerSettings(
         high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
         match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
@@ -102,16 +104,23 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
     return run_sources(**params, stage=partial(tracking_stage, options), check_items=check,
                        thumbnails=camera_motion,
-                       image_thumbnails=camera_motion and sequence)  # fmt: skip
+                       image_thumbnails=camera_motion and sequence,
+                       keep_missing=sequence)  # fmt: skip
 
 
 def refuse_untuned(flags: dict[str, bool]) -> None:
-    """A usage error for an option given on the command line without the flag it tunes (off in
-    `flags`), which would otherwise be ignored without a word."""
+    """A usage error for an option given on the command line without the flag it tunes, or with
+    one that makes it moot (`flags` says which are on): it would be ignored without a word."""
     context = click.get_current_context()
-    for option, flag in TUNES.items():
-        if not flags[flag] and context.get_parameter_source(option) is ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"--{option.replace('_', '-')} applies only with --{flag}")
+    for option in (*TUNES, *MOOTS):
+        if context.get_parameter_source(option) is not ParameterSource.COMMANDLINE:
+            continue
+        name = f"--{option.replace('_', '-')}"
+        if option in TUNES and not flags[TUNES[option]]:
+            raise click.UsageError(f"{name} applies only with --{TUNES[option]}")
+        if option in MOOTS and flags[MOOTS[option]]:
+            moot = MOOTS[option].replace("_", "-")
+            raise click.UsageError(f"{name} does not apply with --{moot}")
 
 
 def tracking_stage(options: TrackOptions, estimator: PoseEstimator) -> Stage:
