@@ -19,6 +19,7 @@ POSITION_NOISE, VELOCITY_NOISE = 1 / 20, 1 / 160  # Kalman noise, relative to bo
 MASK_AREA = 0.53  # a person's area over their box's area, for the OKS scale (as Ultralytics)
 MAX_ZOOM = 100.0  # a camera transform zooming more than this either way is taken as broken
 MAX_STEP = 1e6  # frames the Kalman filter predicts over at most (a longer gap: as long as this)
+KEYPOINTS_SHAPE = "keypoints must be (K, 3) arrays, with one K for all poses of a frame"
 
 
 @dataclass(frozen=True)
@@ -508,13 +509,14 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes (M, 4), scores (M,) and keypoints (M, K, 3, as given) of poses, in float64."""
     if not poses:
         return np.empty((0, 4)), np.empty(0), np.empty((0, 0, 3))
-    if any(np.shape(p.box) != (4,) for p in poses):
+    boxes = _stacked([p.box for p in poses], "boxes must be (x1, y1, x2, y2)")
+    if boxes.shape[1:] != (4,):
         raise ValueError("boxes must be (x1, y1, x2, y2)")
-    kpts = [np.asarray(p.keypoints, dtype=np.float64) for p in poses]
-    kpts = [k.reshape(0, 3) if k.size == 0 else k for k in kpts]
-    if any(k.ndim != 2 or k.shape[1] != 3 for k in kpts) or len({k.shape for k in kpts}) > 1:
-        raise ValueError("keypoints must be (K, 3) arrays, with one K for all poses of a frame")
-    boxes = np.array([p.box for p in poses], dtype=np.float64)
+    kpts = _stacked([p.keypoints for p in poses], KEYPOINTS_SHAPE)
+    if not kpts.size:
+        kpts = kpts.reshape(len(poses), 0, 3)
+    if kpts.ndim != 3 or kpts.shape[2] != 3:
+        raise ValueError(KEYPOINTS_SHAPE)
     if not np.isfinite(boxes).all():
         raise ValueError("boxes must be finite")
     corners = boxes.reshape(-1, 2, 2)
@@ -522,4 +524,12 @@ def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.array([p.score for p in poses], dtype=np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    return boxes, scores, np.stack(kpts)
+    return boxes, scores, kpts
+
+
+def _stacked(arrays: list, reason: str) -> np.ndarray:
+    """The arrays of a frame's poses as one float64 array; `reason` if their shapes differ."""
+    try:
+        return np.array(arrays, dtype=np.float64)
+    except ValueError:
+        raise ValueError(reason) from None
