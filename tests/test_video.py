@@ -194,8 +194,26 @@ def test_truncated_matroska_without_a_frame_count_says_it_ended_early(tmp_path):
     records = jsonl_records(proc.stdout)
     read = sum(r["image"] == str(cut) for r in records)
     assert 5 < read < 50 and sum(r["image"] == str(whole) for r in records) == 60
-    reason = f"video ended early: {read} of about 60 frames (truncated or corrupt)"
+    reason = f"video ended early: {read} frames, {read / 10:.1f} of 6.0 s (truncated or corrupt)"
     assert one_error_line(proc) == f"posecli: error: {cut}: {reason}"
+
+
+def test_variable_rate_matroska_is_not_taken_for_a_truncated_one(tmp_path):
+    """Frames 33 ms apart with a 0.5 s pause after every third: 60 frames over 8.5 s, far fewer
+    than the duration at the stream's average rate (30 fps) would make, and none missing."""
+    vfr = tmp_path / "vfr.mkv"
+    with av.open(str(PETS)) as inp, av.open(str(vfr), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, frame in zip(range(60), inp.decode(video=0), strict=False):
+            frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            frame.pts, frame.time_base = (i // 4) * 599 + (i % 4) * 33, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    proc = run_cli("infer", vfr, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(jsonl_records(proc.stdout)) == 60
 
 
 def test_corrupt_packets_are_skipped_and_the_frames_after_them_kept(tmp_path):

@@ -106,6 +106,7 @@ class VideoSource:
         codec.thread_type = "AUTO"
         self.width, self.height = codec.width, codec.height
         self.corrupt_packets = 0  # packets that failed to decode and were skipped
+        self.decoded_seconds = 0.0  # from the first decoded frame to the end of the last
 
     @property
     def live(self) -> bool:
@@ -136,10 +137,12 @@ class VideoSource:
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
         """Every `stride`th frame as full-size BGR."""
-        previous = -1.0
+        previous = first = -1.0
         for index, frame in enumerate(self._decoded()):
             time = self._time(frame, previous)
             previous = time
+            first = time if first < 0 else first
+            self.decoded_seconds = time - first + 1 / float(self.fps)
             if index % stride == 0:
                 yield DecodedFrame(index, time, frame_bgr(frame))
 
@@ -204,7 +207,7 @@ class CameraSource:
 
     live = True
     frame_count = 0
-    declared_seconds = 0.0
+    declared_seconds = decoded_seconds = 0.0
     corrupt_packets = 0
 
     def __init__(self, source: str, device: str):
