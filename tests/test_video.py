@@ -404,6 +404,21 @@ def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
     assert sorted(out.read_text().splitlines()) == sorted(complete)
 
 
+def test_skip_existing_knows_a_finished_video_without_a_frame_count(tmp_path):
+    """Matroska declares no frame count: its packets, counted, tell that the run finished it (it
+    was redone on every resume), and that a run cut short did not."""
+    clip = tmp_path / "clip.mkv"
+    make_clip(PETS, clip, 12)
+    out = tmp_path / "out.jsonl"
+    assert run_cli("track", clip, "-o", out).returncode == 0
+    complete = out.read_text()
+    proc = run_cli("track", clip, "-o", out, "--skip-existing")
+    assert proc.returncode == 0 and b"1 skipped" in proc.stderr and out.read_text() == complete
+    out.write_text("".join(complete.splitlines(keepends=True)[:5]))
+    proc = run_cli("track", clip, "-o", out, "--skip-existing")
+    assert proc.returncode == 0 and b"12 frames" in proc.stderr and out.read_text() == complete
+
+
 def test_skip_existing_redoes_a_video_recorded_at_another_stride(pan_clip, tmp_path):
     """8 records of frames 0-7 (a stride-1 run stopped early) are as many as a stride-3 run
     gives, but not its frames: the video is redone."""

@@ -118,6 +118,16 @@ class VideoSource:
         """Frames the container says it holds; 0 when it does not say."""
         return max(int(self.stream.frames or 0), 0)
 
+    def counted_frames(self) -> int:
+        """The container's frame count, or where it has none (Matroska, MPEG-TS), its video
+        packets counted without decoding them (one frame each); 0 if reading fails."""
+        if self.frame_count:
+            return self.frame_count
+        try:
+            return sum(1 for packet in self.container.demux(self.stream) if packet.size)
+        except av.FFmpegError:
+            return 0
+
     @property
     def declared_seconds(self) -> float:
         """How long the video track says it is, where that is a tag of its own (Matroska and
@@ -209,6 +219,10 @@ class CameraSource:
     frame_count = 0
     declared_seconds = decoded_seconds = 0.0
     corrupt_packets = 0
+
+    def counted_frames(self) -> int:
+        """A camera's frames are not known in advance: 0."""
+        return 0
 
     def __init__(self, source: str, device: str):
         self.source = source

@@ -111,7 +111,8 @@ def drop_records(paths: set[str], sink: Sink) -> dict[str, str]:
 
 def expected_frames(path: str, stride: int, timeout: float) -> list[int]:
     """The frame numbers a full run over a video file records: every `stride`th of the frames
-    its container declares (none if unknown, and for cameras and streams)."""
+    its container declares, or of its packets where it declares none (none for cameras and
+    streams)."""
     if video.camera_device(path) or video.is_url(path):
         return []
     try:
@@ -119,7 +120,7 @@ def expected_frames(path: str, stride: int, timeout: float) -> list[int]:
     except VideoError:
         return []
     try:
-        return [] if source.live else list(range(0, source.frame_count, stride))
+        return [] if source.live else list(range(0, source.counted_frames(), stride))
     finally:
         source.close()
 
