@@ -219,12 +219,14 @@ def test_a_missing_image_of_a_sequence_keeps_its_place(frame_folder):
     images after it keep their frame numbers; a pattern that matches nothing is no frame."""
     paths = sorted(frame_folder.glob("*.png"))[:3]
     missing, nothing = frame_folder / "missing.png", frame_folder / "nomatch*.png"
-    proc = run_cli("track", paths[0], missing, paths[1], nothing, paths[2], "--sequence",
+    folder = f"{frame_folder}/no-folder/"  # a missing folder holds no known number of frames
+    proc = run_cli("track", paths[0], missing, paths[1], nothing, folder, paths[2], "--sequence",
                    "-f", "jsonl")  # fmt: skip
     assert proc.returncode == 1
     frames = {Path(r["image"]).name: r["frame"] for r in jsonl_records(proc.stdout)}
     assert [frames[p.name] for p in paths] == [0, 2, 3]
-    assert proc.stderr.decode().count("error") == 2 and str(missing) in proc.stderr.decode()
+    errors = proc.stderr.decode()
+    assert errors.count("error") == 3 and str(missing) in errors and folder in errors
 
 
 def test_images_without_sequence_are_tracked_each_on_their_own(frame_folder):

@@ -255,16 +255,18 @@ def test_a_refused_frame_changes_nothing():
     shift = np.array([[1.0, 0, 300], [0, 1, 0]])
     bad = Pose(0.9, np.array([0, 0, np.nan, 10], np.float32), person(0, 0).keypoints)
     fewer = Pose(0.9, person(1, 700).box, person(1, 700).keypoints[:5])
-    for refused in ([person(0, 400), bad], [fewer]):
+    for refused, camera in (([person(0, 400), bad], shift), ([fewer], shift),
+                            ([person(0, 400)], np.eye(3))):  # fmt: skip
         tracker = PoseTracker()
         tracker.update([person(0, 100)], 0.0)
         with pytest.raises(ValueError):
-            tracker.update(refused, 1 / 30, shift)
+            tracker.update(refused, 1 / 30, camera)
         assert ids_of(tracker.update([person(0, 400)], 1 / 30, shift)) == [1]
-    tracker = PoseTracker()
-    with pytest.raises(ValueError):
-        tracker.update([bad], 0.0)
-    assert ids_of(tracker.update([person(0, 100)], 1 / 30)) == [1]
+    for poses, camera in (([bad], None), ([person(0, 100)], np.eye(3))):
+        tracker = PoseTracker()
+        with pytest.raises(ValueError):
+            tracker.update(poses, 0.0, camera)
+        assert ids_of(tracker.update([person(0, 100)], 1 / 30)) == [1]
 
 
 def test_mixed_keypoint_counts_in_a_frame_are_refused_clearly():

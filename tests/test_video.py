@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import http.server
+import itertools
 import json
 import re
 import resource
@@ -35,14 +37,17 @@ SCHEMA = json.loads((Path(__file__).parents[1] / "src/posecli/pose-result.schema
 
 def make_clip(src: Path, dest: Path, frames: int, size: tuple[int, int] | None = None,
               codec: str = "libx264", fmt: str | None = None, options: dict | None = None,
-              pix_fmt: str = "yuv420p") -> list[np.ndarray]:  # fmt: skip
-    """Re-encode the first `frames` frames of src into dest with PyAV; the BGR frames written."""
+              pix_fmt: str = "yuv420p", gop: int | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Re-encode the first `frames` frames of src into dest with PyAV (a keyframe every `gop`
+    frames if given); the BGR frames written."""
     written = []
     with av.open(str(src)) as inp, av.open(str(dest), "w", format=fmt, options=options) as out:
         stream_in = inp.streams.video[0]
         width, height = size or (stream_in.width, stream_in.height)
         stream = out.add_stream(codec, rate=stream_in.average_rate or 25)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if gop:
+            stream.codec_context.gop_size = gop
         for frame in inp.decode(stream_in):
             if len(written) == frames:
                 break
@@ -198,9 +203,11 @@ def test_truncated_matroska_without_a_frame_count_says_it_ended_early(tmp_path):
     assert one_error_line(proc) == f"posecli: error: {cut}: {reason}"
 
 
-def test_variable_rate_matroska_is_not_taken_for_a_truncated_one(tmp_path):
+@pytest.mark.parametrize("start", [0, 10_000])
+def test_variable_rate_matroska_is_not_taken_for_a_truncated_one(tmp_path, start):
     """Frames 33 ms apart with a 0.5 s pause after every third: 60 frames over 8.5 s, far fewer
-    than the duration at the stream's average rate (30 fps) would make, and none missing."""
+    than the duration at the stream's average rate (30 fps) would make, and none missing; also
+    starting at 10 s (the declared duration is then the end time, 18.5 s)."""
     vfr = tmp_path / "vfr.mkv"
     with av.open(str(PETS)) as inp, av.open(str(vfr), "w") as out:
         stream = out.add_stream("libx264", rate=30)
@@ -208,7 +215,8 @@ def test_variable_rate_matroska_is_not_taken_for_a_truncated_one(tmp_path):
         stream.codec_context.time_base = Fraction(1, 1000)
         for i, frame in zip(range(60), inp.decode(video=0), strict=False):
             frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
-            frame.pts, frame.time_base = (i // 4) * 599 + (i % 4) * 33, Fraction(1, 1000)
+            frame.pts = start + (i // 4) * 599 + (i % 4) * 33
+            frame.time_base = Fraction(1, 1000)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     proc = run_cli("infer", vfr, "-f", "jsonl")
@@ -281,8 +289,9 @@ def test_url_that_never_answers_times_out_with_one_line(name):
 
 
 class Server:
-    """An HTTP server on 127.0.0.1 in a thread: files from a folder, and /live.mjpg, an MJPEG
-    stream of `frames` JPEGs that then stops."""
+    """An HTTP server on 127.0.0.1 in a thread: files from a folder, /live.mjpg, an MJPEG
+    stream of `frames` JPEGs that then stops, and /garbage.mjpg, 3 JPEGs then undecodable
+    ones until the client goes."""
 
     def __init__(self, folder: Path, jpeg: bytes, frames: int):
         server = self
@@ -292,15 +301,25 @@ class Server:
                 super().__init__(*args, directory=str(folder), **kwargs)
 
             def do_GET(self):
-                if self.path != "/live.mjpg":
+                if self.path not in ("/live.mjpg", "/garbage.mjpg"):
                     return super().do_GET()
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                if self.path == "/garbage.mjpg":
+                    return self.send_garbage(head)
                 for _ in range(server.frames):
                     self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
                     time.sleep(0.01)
+
+            def send_garbage(self, head: bytes) -> None:
+                noise = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
+                with contextlib.suppress(OSError):
+                    for i in itertools.count():
+                        part = jpeg if i < 3 else noise
+                        self.wfile.write(head % len(part) + part + b"\r\n")
+                        time.sleep(0.005)
 
             def log_message(self, *args):
                 pass
@@ -336,6 +355,17 @@ def test_http_video_and_image_urls(server, pan_clip):
     assert [r["frame"] for r in records[:-1]] == list(range(24))
     assert [r["poses"] for r in records] == [r["poses"] for r in local]
     assert records[-1]["image"] == f"{server.url}/bus.jpg" and "frame" not in records[-1]
+
+
+def test_a_stream_of_undecodable_frames_is_given_up(server):
+    """Corrupt packets are skipped, but a live stream that sends nothing else is left after
+    100 in a row, with the frames it gave before: it does not run on for ever."""
+    url = f"{server.url}/garbage.mjpg"
+    proc = run_cli("infer", url, "--every-frame", "-f", "jsonl")
+    assert proc.returncode == 1
+    assert len(jsonl_records(proc.stdout)) == 3
+    reason = "stream stopped after 3 frames (cannot decode: 100 packets in a row)"
+    assert one_error_line(proc) == f"posecli: error: {url}: {reason}"
 
 
 def test_mjpeg_stream_that_stops_keeps_its_frames(server):
@@ -404,19 +434,42 @@ def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
     assert sorted(out.read_text().splitlines()) == sorted(complete)
 
 
-def test_skip_existing_knows_a_finished_video_without_a_frame_count(tmp_path):
-    """Matroska declares no frame count: its packets, counted, tell that the run finished it (it
-    was redone on every resume), and that a run cut short did not."""
-    clip = tmp_path / "clip.mkv"
-    make_clip(PETS, clip, 12)
+@pytest.mark.parametrize("name", ["clip.mkv", "mid-gop.ts"])
+def test_skip_existing_knows_a_finished_video_without_a_frame_count(tmp_path, name):
+    """Matroska and MPEG-TS declare no frame count: their packets, counted from the first
+    keyframe (a TS recording can start mid-GOP), tell that the run finished a video (it was
+    redone on every resume), and that a run cut short did not."""
+    clip = tmp_path / name
+    if name.endswith(".mkv"):
+        make_clip(PETS, clip, 12)
+    else:
+        make_clip(PETS, tmp_path / "whole.ts", 36, gop=10)
+        data = (tmp_path / "whole.ts").read_bytes()
+        clip.write_bytes(data[(len(data) // 3) // 188 * 188 :])
     out = tmp_path / "out.jsonl"
     assert run_cli("track", clip, "-o", out).returncode == 0
     complete = out.read_text()
+    frames = len(complete.splitlines())
     proc = run_cli("track", clip, "-o", out, "--skip-existing")
     assert proc.returncode == 0 and b"1 skipped" in proc.stderr and out.read_text() == complete
     out.write_text("".join(complete.splitlines(keepends=True)[:5]))
     proc = run_cli("track", clip, "-o", out, "--skip-existing")
-    assert proc.returncode == 0 and b"12 frames" in proc.stderr and out.read_text() == complete
+    assert proc.returncode == 0 and f"{frames} frames".encode() in proc.stderr
+    assert out.read_text() == complete
+
+
+def test_skip_existing_redoes_a_truncated_matroska_video(tmp_path):
+    """A cut Matroska file decodes all its packets: it is still not finished (the declared
+    duration shows the cut), so a resume does it again and says so again."""
+    whole = tmp_path / "whole.mkv"
+    make_clip(PETS, whole, 60)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out.jsonl"
+    for resume in ([], ["--skip-existing"]):
+        proc = run_cli("track", cut, "-o", out, *resume)
+        assert proc.returncode == 1 and b"skipped" not in proc.stderr
+        assert "video ended early" in one_error_line(proc)
 
 
 def test_skip_existing_redoes_a_video_recorded_at_another_stride(pan_clip, tmp_path):

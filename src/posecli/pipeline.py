@@ -217,16 +217,16 @@ def _decode_frames(
 
 def _early_end(source: VideoSource | video.CameraSource, decoded: int, stride: int) -> str | None:
     """Why a source that ran out of frames stopped early or had holes, or None if it ended as it
-    should. Without a frame count, the track's declared duration tells (5 % and 0.5 s spared)."""
+    should. Without a frame count, the track's declared duration tells a cut file."""
     if source.live:
         return f"stream stopped after {decoded} frames"
     expected = -(-source.frame_count // stride)
     if decoded < expected:
         return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
-    declared, seen = source.declared_seconds, source.decoded_seconds
-    if not expected and seen < 0.95 * declared - 0.5:
-        return (f"video ended early: {decoded} frames, {seen:.1f} of {declared:.1f} s "
-                "(truncated or corrupt)")  # fmt: skip
+    until = source.decoded_until
+    if not expected and source.cut_short(until):
+        return (f"video ended early: {decoded} frames, {until:.1f} of {source.declared_seconds:.1f}"
+                " s (truncated or corrupt)")  # fmt: skip
     if source.corrupt_packets:
         return f"corrupt video: {source.corrupt_packets} packets could not be decoded, skipped"
     return None

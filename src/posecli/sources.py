@@ -147,7 +147,7 @@ def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
             inputs.items.append(item)
         elif os.path.isdir(source):
             _add_folder(inputs, source, recursive)
-        elif os.path.lexists(source) or (inputs.keep_missing and not glob.has_magic(source)):
+        elif os.path.lexists(source) or (inputs.keep_missing and _names_a_file(source)):
             inputs.items.append(Item(source, os.path.basename(source)))
         elif glob.has_magic(source):
             matches = sorted(glob.glob(source, recursive=True))
@@ -156,6 +156,11 @@ def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
             _add_all(inputs, matches, recursive)
         else:
             inputs.errors.append((source, "no such file or directory"))
+
+
+def _names_a_file(source: str) -> bool:
+    """True for a name that stands for one file: not a pattern, not a folder (a trailing /)."""
+    return not glob.has_magic(source) and bool(os.path.basename(source))
 
 
 def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:

@@ -246,9 +246,9 @@ class PoseTracker:
         boxes, scores, kpts = _arrays(poses)
         if poses:
             self._check_keypoints(kpts.shape[1])
+        camera = usable_camera(camera)
         first = self._time is None
         now = self._advance(time)
-        camera = usable_camera(camera)
         if camera is not None and self._tracks is not None:
             self._move_with_camera(camera)
         if self._tracks is None:
@@ -490,10 +490,13 @@ class PoseTracker:
 
 def usable_camera(camera: np.ndarray | None) -> np.ndarray | None:
     """The 2x3 camera transform as floats, or None if there is none or it is broken (not finite,
-    or zooming by more than MAX_ZOOM either way)."""
+    or zooming by more than MAX_ZOOM either way); ValueError if it is not 2x3."""
     if camera is None:
         return None
-    camera = np.asarray(camera, np.float64).reshape(2, 3)
+    camera = np.asarray(camera, np.float64)
+    if camera.size != 6:
+        raise ValueError(f"camera must be a 2x3 transform, not {camera.shape}")
+    camera = camera.reshape(2, 3)
     turn = camera[:, :2]
     if not np.isfinite(camera).all() or np.abs(turn).max() > MAX_ZOOM:
         return None

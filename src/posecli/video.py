@@ -23,6 +23,7 @@ VIDEO_EXTENSIONS = frozenset(
 NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_REASON = "no answer within the timeout (--timeout)"
+MAX_BAD_RUN = 100  # packets in a row that fail to decode, after which a live stream is given up
 # swscale's exact rounding, for pixel formats other than even-sized yuv420p: its default fast
 # YUV to RGB kernels give other pixels on arm64 than on x86 (measured under qemu, FFmpeg in
 # PyAV 18). Decoded YUV is the same on both, and so is OpenCV's YUV 4:2:0 conversion.
@@ -106,7 +107,7 @@ class VideoSource:
         codec.thread_type = "AUTO"
         self.width, self.height = codec.width, codec.height
         self.corrupt_packets = 0  # packets that failed to decode and were skipped
-        self.decoded_seconds = 0.0  # from the first decoded frame to the end of the last
+        self.decoded_until = 0.0  # seconds: the end time of the last decoded frame
 
     @property
     def live(self) -> bool:
@@ -120,13 +121,26 @@ class VideoSource:
 
     def counted_frames(self) -> int:
         """The container's frame count, or where it has none (Matroska, MPEG-TS), its video
-        packets counted without decoding them (one frame each); 0 if reading fails."""
+        packets from the first keyframe on (one frame each), read without decoding them; 0 if
+        reading fails or the packets end before the declared duration (a cut file)."""
         if self.frame_count:
             return self.frame_count
+        count, until = 0, 0.0
         try:
-            return sum(1 for packet in self.container.demux(self.stream) if packet.size)
+            for packet in self.container.demux(self.stream):
+                if packet.size and (count or packet.is_keyframe):
+                    count += 1
+                    if packet.pts is not None and packet.time_base is not None:
+                        end = (packet.pts + (packet.duration or 0)) * packet.time_base
+                        until = max(until, float(end))
         except av.FFmpegError:
             return 0
+        return 0 if self.cut_short(until) else count
+
+    def cut_short(self, until: float) -> bool:
+        """True when the track's declared duration (an end time) runs past `until` seconds by
+        more than 5 % and 0.5 s: the file was cut."""
+        return until < 0.95 * self.declared_seconds - 0.5
 
     @property
     def declared_seconds(self) -> float:
@@ -147,24 +161,31 @@ class VideoSource:
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
         """Every `stride`th frame as full-size BGR."""
-        previous = first = -1.0
+        previous = -1.0
         for index, frame in enumerate(self._decoded()):
             time = self._time(frame, previous)
             previous = time
-            first = time if first < 0 else first
-            self.decoded_seconds = time - first + 1 / float(self.fps)
+            self.decoded_until = time + 1 / float(self.fps)
             if index % stride == 0:
                 yield DecodedFrame(index, time, frame_bgr(frame))
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames; a packet that fails to decode is skipped and counted (as the ffmpeg
-        tool does), and read errors become VideoError."""
+        tool does; a live source gives up after MAX_BAD_RUN in a row), and read errors become
+        VideoError."""
+        live, run = self.live, 0
         try:
             for packet in self.container.demux(self.stream):
                 try:
-                    yield from packet.decode()
+                    frames = packet.decode()
                 except av.InvalidDataError:
                     self.corrupt_packets += 1
+                    run += 1
+                    if live and run >= MAX_BAD_RUN:
+                        raise VideoError(f"cannot decode: {run} packets in a row") from None
+                    continue
+                run = 0
+                yield from frames
         except av.FFmpegError as exc:
             raise VideoError(_reason(exc)) from exc
 
@@ -217,12 +238,16 @@ class CameraSource:
 
     live = True
     frame_count = 0
-    declared_seconds = decoded_seconds = 0.0
+    declared_seconds = decoded_until = 0.0
     corrupt_packets = 0
 
     def counted_frames(self) -> int:
         """A camera's frames are not known in advance: 0."""
         return 0
+
+    def cut_short(self, until: float) -> bool:
+        """A camera declares no duration: never."""
+        return False
 
     def __init__(self, source: str, device: str):
         self.source = source
