@@ -207,7 +207,7 @@ def _decode_frames(
             if not out.put(_FrameTask(path, frame), live):
                 break
             progress[0] += 1
-        return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], stride))
+        return SourceEnd(path, progress[0], 0, _early_end(source, progress[0], expected))
     except VideoError as exc:
         stopped = "stream stopped" if source.live else "video ended early"
         return SourceEnd(path, progress[0], 0, f"{stopped} after {progress[0]} frames ({exc})")
@@ -215,12 +215,11 @@ def _decode_frames(
         source.close()
 
 
-def _early_end(source: VideoSource | video.CameraSource, decoded: int, stride: int) -> str | None:
+def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected: int) -> str | None:
     """Why a source that ran out of frames stopped early or had holes, or None if it ended as it
     should. Without a frame count, the track's declared duration tells a cut file."""
     if source.live:
         return f"stream stopped after {decoded} frames"
-    expected = -(-source.frame_count // stride)
     if decoded < expected:
         return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
     until = source.decoded_until
