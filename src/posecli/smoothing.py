@@ -66,7 +66,8 @@ class KeypointSmoother:
         )
         rows, prev = self._previous_rows(ids, kpts.shape[1])
         if len(rows):
-            self._filter(new, rows, prev, np.maximum(np.asarray(sizes, np.float64)[rows], 1.0))
+            sizes = np.maximum(np.asarray(sizes, np.float64)[rows], 1.0)
+            self._filter(new, rows, prev, sizes, seen[rows])
         self._state = new
         smoothed = np.concatenate((new.smooth, new.conf[..., None]), axis=-1)
         return np.where(seen[..., None], smoothed, kpts)
@@ -82,13 +83,15 @@ class KeypointSmoother:
         rows = [i for i, r in enumerate(prev) if r >= 0]
         return np.array(rows, dtype=np.intp), np.array([prev[i] for i in rows], dtype=np.intp)
 
-    def _filter(self, new: _State, rows: np.ndarray, prev: np.ndarray, sizes: np.ndarray) -> None:
-        """One step for the tracks at `rows` of `new`, from their `prev` rows in the state."""
+    def _filter(
+        self, new: _State, rows: np.ndarray, prev: np.ndarray, sizes: np.ndarray, seen: np.ndarray
+    ) -> None:
+        """One step for the tracks at `rows` of `new`, from their `prev` rows in the state;
+        `seen` (len(rows), K) says which keypoints were seen now."""
         old = self._state
         assert old is not None
         step = np.maximum(new.time[rows] - old.time[prev], MIN_STEP)[:, None, None]
         last = old.raw[prev]
-        seen = np.isfinite(new.raw[rows]).all(axis=-1)
         raw = np.where(seen[..., None], new.raw[rows], last)  # unseen: position and confidence held
         before = np.isfinite(last).all(axis=-1)  # seen in an earlier frame
         last = np.where(before[..., None], last, raw)  # never seen before: starts here
