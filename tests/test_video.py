@@ -241,6 +241,24 @@ def test_corrupt_packets_are_skipped_and_the_frames_after_them_kept(tmp_path):
     )
 
 
+@pytest.mark.parametrize("fps", [15, 30])
+def test_raw_h264_is_timed_at_the_rate_its_stream_declares(tmp_path, fps):
+    """A raw H.264 stream (as Raspberry Pi cameras record) carries no timestamps; its frames
+    are timed at the rate its SPS declares, not at FFmpeg's default 25 fps."""
+    raw = tmp_path / "camera.h264"
+    with av.open(str(PETS)) as inp, av.open(str(raw), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 384, 288, "yuv420p"
+        for _, frame in zip(range(12), inp.decode(video=0), strict=False):
+            bgr = frame.to_ndarray(width=384, height=288, format="bgr24")
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
+        out.mux(stream.encode(None))
+    proc = run_cli("infer", raw, "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    times = [r["time"] for r in jsonl_records(proc.stdout)]
+    assert np.allclose(times, np.arange(12) / fps, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [

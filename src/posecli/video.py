@@ -18,12 +18,14 @@ from av.video.reformatter import Interpolation
 from .errors import ImageError
 
 VIDEO_EXTENSIONS = frozenset(
-    [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"]
-)
+    [".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
+     ".h264", ".264", ".h265", ".265", ".hevc"]  # the last: raw streams, as board cameras record
+)  # fmt: skip
 NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://")
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_REASON = "no answer within the timeout (--timeout)"
 MAX_BAD_RUN = 100  # packets in a row that fail to decode, after which a live stream is given up
+NO_TIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: a raw stream format, whose frames have no timestamps
 # swscale's exact rounding, for pixel formats other than even-sized yuv420p: its default fast
 # YUV to RGB kernels give other pixels on arm64 than on x86 (measured under qemu, FFmpeg in
 # PyAV 18). Decoded YUV is the same on both, and so is OpenCV's YUV 4:2:0 conversion.
@@ -155,8 +157,11 @@ class VideoSource:
 
     @property
     def fps(self) -> Fraction:
-        """Average frame rate (25 when the container does not say)."""
+        """Average frame rate; for a raw stream, which has no timestamps, the rate its codec
+        declares (25 when nothing says)."""
         rate = self.stream.average_rate or self.stream.guessed_rate
+        if self.container.format.flags & NO_TIMESTAMPS:
+            rate = self.stream.codec_context.framerate or rate
         return Fraction(rate) if rate else Fraction(25)
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
