@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import pytest
 
 from posecli.cli.frames import FrameProgress
 from posecli.pipeline import SourceEnd, VideoStart, _FrameQueue, _FrameTask
+from posecli.video import VideoSource
 
 from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, run_cli
 
@@ -239,6 +241,28 @@ def test_corrupt_packets_are_skipped_and_the_frames_after_them_kept(tmp_path):
     assert one_error_line(proc) == (
         f"posecli: error: {damaged}: video ended early: {read} of 60 frames (truncated or corrupt)"
     )
+
+
+def test_mpeg_ts_cut_inside_a_packet_says_it_ended_early(tmp_path):
+    """MPEG-TS declares no length, but it is made of 188-byte packets: a file that ends inside
+    one was cut. The whole file and one cut on a packet boundary (which cannot be told) pass."""
+    whole = tmp_path / "whole.ts"
+    make_clip(PETS, whole, 40, fmt="mpegts")
+    data = whole.read_bytes()
+    assert len(data) % 188 == 0
+    cut, even = tmp_path / "cut.ts", tmp_path / "even.ts"
+    middle = len(data) // 376 * 188  # a packet boundary half way
+    cut.write_bytes(data[: middle + 100])
+    even.write_bytes(data[:middle])
+    proc = run_cli("infer", cut, whole, even, "-f", "jsonl")
+    assert proc.returncode == 1
+    counts = Counter(r["image"] for r in jsonl_records(proc.stdout))
+    assert counts[str(whole)] == 40 and 5 < counts[str(cut)] < 35
+    assert counts[str(even)] in (counts[str(cut)], counts[str(cut)] - 1)
+    reason = f"video ended early: {counts[str(cut)]} frames (it ends inside an MPEG-TS packet)"
+    assert one_error_line(proc) == f"posecli: error: {cut}: {reason}"
+    counted = [VideoSource(str(path)).counted_frames() for path in (whole, cut)]
+    assert counted == [40, 0]  # so --skip-existing never takes the cut one for finished
 
 
 @pytest.mark.parametrize("fps", [15, 30])

@@ -226,6 +226,8 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
     if not expected and source.cut_short(until):
         return (f"video ended early: {decoded} frames, {until:.1f} of {source.declared_seconds:.1f}"
                 " s (truncated or corrupt)")  # fmt: skip
+    if source.ends_mid_packet:
+        return f"video ended early: {decoded} frames (it ends inside an MPEG-TS packet)"
     if source.corrupt_packets:
         return f"corrupt video: {source.corrupt_packets} packets could not be decoded, skipped"
     return None

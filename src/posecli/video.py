@@ -25,6 +25,7 @@ NETWORK_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp
 DEFAULT_TIMEOUT = 10.0
 TIMEOUT_REASON = "no answer within the timeout (--timeout)"
 MAX_BAD_RUN = 100  # packets in a row that fail to decode, after which a live stream is given up
+TS_PACKET_SIZES = (188, 192, 204)
 NO_TIMESTAMPS = 0x80  # AVFMT_NOTIMESTAMPS: a raw stream format, whose frames have no timestamps
 # swscale's exact rounding, for pixel formats other than even-sized yuv420p: its default fast
 # YUV to RGB kernels give other pixels on arm64 than on x86 (measured under qemu, FFmpeg in
@@ -137,12 +138,21 @@ class VideoSource:
                         until = max(until, float(end))
         except av.FFmpegError:
             return 0
-        return 0 if self.cut_short(until) else count
+        return 0 if self.cut_short(until) or self.ends_mid_packet else count
 
     def cut_short(self, until: float) -> bool:
         """True when the track's declared duration (an end time) runs past `until` seconds by
         more than 5 % and 0.5 s: the file was cut."""
         return until < 0.95 * self.declared_seconds - 0.5
+
+    @property
+    def ends_mid_packet(self) -> bool:
+        """True for an MPEG-TS file whose size is not a whole number of TS packets (188 bytes,
+        or 192 and 204 with a timecode or parity): it was cut."""
+        if self.container.format.name != "mpegts" or not os.path.isfile(self.source):
+            return False
+        size = os.path.getsize(self.source)
+        return all(size % packet for packet in TS_PACKET_SIZES)
 
     @property
     def declared_seconds(self) -> float:
@@ -253,6 +263,8 @@ class CameraSource:
     def cut_short(self, until: float) -> bool:
         """A camera declares no duration: never."""
         return False
+
+    ends_mid_packet = False
 
     def __init__(self, source: str, device: str):
         self.source = source
