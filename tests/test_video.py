@@ -280,7 +280,33 @@ def test_raw_h264_is_timed_at_the_rate_its_stream_declares(tmp_path, fps):
     proc = run_cli("infer", raw, "-f", "jsonl")
     assert proc.returncode == 0, proc.stderr.decode()
     times = [r["time"] for r in jsonl_records(proc.stdout)]
-    assert np.allclose(times, np.arange(12) / fps, atol=1e-5)
+    assert times == [round(i / fps, 6) for i in range(12)]  # i/fps, not a sum that drifts
+
+
+def test_a_rotated_phone_video_is_read_upright(tmp_path):
+    """A portrait phone video is stored sideways with a display matrix saying how to turn it:
+    its frames, poses, size and annotated copy are upright, as players show it (lossless 4:4:4,
+    so the turned pixels are the upright ones and the poses are the same)."""
+    upright, turned = tmp_path / "upright.mp4", tmp_path / "turned.mp4"
+    for path, turns in ((upright, 0), (turned, 1)):
+        with av.open(str(PAN_720)) as inp, av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=30, options={"qp": "0"})
+            stream.width, stream.height = (360, 640) if turns else (640, 360)
+            stream.pix_fmt = "yuv444p"
+            if turns:
+                stream.set_display_rotation(-90)  # stored a quarter turn counter-clockwise
+            for _, frame in zip(range(6), inp.decode(video=0), strict=False):
+                bgr = np.rot90(frame.to_ndarray(width=640, height=360, format="bgr24"), turns)
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+    proc = run_cli("infer", upright, turned, "-f", "jsonl", "--save-dir", tmp_path / "saved")
+    assert proc.returncode == 0, proc.stderr.decode()
+    records = jsonl_records(proc.stdout)
+    assert {(r["width"], r["height"]) for r in records} == {(640, 360)}
+    assert [r["poses"] for r in records[:6]] == [r["poses"] for r in records[6:]]
+    assert sum(len(r["poses"]) for r in records[:6]) >= 6
+    assert video_info(tmp_path / "saved/turned.mp4")[2:4] == (640, 360)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ keep per-video state between inference and output, such as a tracker or an annot
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import urllib.error
@@ -200,10 +201,12 @@ def _decode_frames(
         stride = options.vid_stride
         expected = -(-source.frame_count // stride)
         live = source.live and not options.every_frame
+        frames = source.frames(stride)
+        first = next(frames, None)  # the upright size is known once a frame is decoded
         out.put(VideoStart(
             path, source.width, source.height, source.fps / stride, expected, source.live
         ))  # fmt: skip
-        for frame in source.frames(stride):
+        for frame in itertools.chain([first] if first else [], frames):
             if not out.put(_FrameTask(path, frame), live):
                 break
             progress[0] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -175,14 +176,21 @@ class VideoSource:
         return Fraction(rate) if rate else Fraction(25)
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
-        """Every `stride`th frame as full-size BGR."""
-        previous = -1.0
+        """Every `stride`th frame as full-size BGR, upright (turned as the display matrix says,
+        which phones set); once the first is decoded, `width` and `height` are upright too."""
+        clock = _Clock(float(self.fps))
         for index, frame in enumerate(self._decoded()):
-            time = self._time(frame, previous)
-            previous = time
+            time = clock(frame)
             self.decoded_until = time + 1 / float(self.fps)
+            turns = round(frame.rotation / 90) % 4
+            if index == 0:
+                self.width, self.height = (frame.height, frame.width) if turns % 2 else (
+                    frame.width, frame.height)  # fmt: skip
             if index % stride == 0:
-                yield DecodedFrame(index, time, frame_bgr(frame))
+                pixels = frame_bgr(frame)
+                if turns:
+                    pixels = np.ascontiguousarray(np.rot90(pixels, turns))
+                yield DecodedFrame(index, time, pixels)
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """Decoded frames; a packet that fails to decode is skipped and counted (as the ffmpeg
@@ -204,17 +212,33 @@ class VideoSource:
         except av.FFmpegError as exc:
             raise VideoError(_reason(exc)) from exc
 
-    def _time(self, frame: av.VideoFrame, previous: float) -> float:
-        """Seconds from the frame's timestamps, kept increasing (AVI files reorder PTS)."""
-        stamp = frame.dts if frame.dts is not None else frame.pts
-        if stamp is None or frame.time_base is None:
-            return round(previous + 1 / float(self.fps), 6) if previous >= 0 else 0.0
-        time = round(float(stamp * frame.time_base), 6)
-        return time if time > previous else round(previous + 1 / float(self.fps), 6)
-
     def close(self) -> None:
         """Release the file, device or connection."""
         self.container.close()
+
+
+class _Clock:
+    """Frame times in seconds from their timestamps, kept increasing (AVI files reorder PTS); a
+    frame with none usable is timed `n / fps` after the last one that had one (or the start)."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+        self.anchor: float | None = None  # the last usable timestamp
+        self.steps = 0  # frames since it
+        self.last = -math.inf
+
+    def __call__(self, frame: av.VideoFrame) -> float:
+        stamp = frame.dts if frame.dts is not None else frame.pts
+        time = -math.inf if stamp is None or frame.time_base is None else float(
+            stamp * frame.time_base)  # fmt: skip
+        if round(time, 6) > self.last:
+            self.anchor, self.steps = round(time, 6), 0
+        elif self.anchor is None:
+            self.anchor = 0.0
+        else:
+            self.steps += 1
+        self.last = round(self.anchor + self.steps / self.fps, 6)
+        return self.last
 
 
 def frame_bgr(frame: av.VideoFrame) -> np.ndarray:
