@@ -51,6 +51,20 @@ def test_folder_glob_and_file_sources(tmp_path):
     assert all("00000000013" in i for i in images[2:-1]) and len(images) > 3
 
 
+@pytest.mark.parametrize("recursive", [False, True])
+def test_a_subfolder_named_like_a_photo_is_a_folder_not_a_failed_input(tmp_path, recursive):
+    """Without -r subfolders are not looked into, whatever their names; with -r they are."""
+    (tmp_path / "photos.jpg").mkdir()
+    (tmp_path / "photos.jpg" / "zidane.jpg").write_bytes(ZIDANE.read_bytes())
+    (tmp_path / "clips.mp4").mkdir()
+    (tmp_path / "bus.jpg").write_bytes(BUS.read_bytes())
+    proc = run_cli("infer", tmp_path, "-f", "jsonl", *(["-r"] if recursive else []))
+    assert proc.returncode == 0, proc.stderr
+    images = [r["image"] for r in jsonl_records(proc.stdout)]
+    inner = [str(tmp_path / "photos.jpg" / "zidane.jpg")] if recursive else []
+    assert images == [str(tmp_path / "bus.jpg"), *inner]
+
+
 def test_missing_file_is_named_and_the_rest_still_written():
     proc = run_cli("infer", BUS, "/nonexistent/x.jpg", ZIDANE, "-f", "jsonl")
     assert proc.returncode == 1

@@ -181,8 +181,8 @@ def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
 def _walk(
     folder: str, root: str, recursive: bool, ancestors: frozenset[tuple[int, int]]
 ) -> Iterator[Item | Skipped | tuple[str, str]]:
-    """Images and videos below folder in name order; symlink loops skipped, unreadable folders
-    reported."""
+    """Images and videos below folder in name order (a subfolder is one only with `recursive`,
+    whatever its name); symlink loops skipped, unreadable folders reported."""
     try:
         st = os.stat(folder)
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -197,7 +197,7 @@ def _walk(
                 yield Skipped(entry.path, "symbolic link loop, not followed")
             else:
                 yield from _walk(entry.path, root, recursive, ancestors)
-        elif is_input_name(entry.name):
+        elif is_input_name(entry.name) and not _is_dir(entry):
             yield Item(entry.path, os.path.relpath(entry.path, root))
 
 
