@@ -618,7 +618,7 @@ def test_an_annotated_video_that_cannot_be_moved_into_place_keeps_the_results(pa
     assert proc.returncode == 1
     assert len(jsonl_records(proc.stdout)) == 24
     line = one_error_line(proc)
-    assert line.startswith(f"posecli: error: cannot write {saved / 'pan.mp4'}: ")
+    assert line.startswith(f"posecli: error: {saved / 'pan.mp4'}: cannot write: ")
     assert line.endswith("(annotated copy not saved; the results are written)")
     assert [p.name for p in saved.iterdir()] == ["pan.mp4"]
 
@@ -649,7 +649,7 @@ def test_a_video_too_small_to_encode_is_not_saved_and_its_results_are_kept(tmp_p
     assert proc.returncode == 1
     assert len(jsonl_records(proc.stdout)) == 4
     assert one_error_line(proc) == (
-        f"posecli: error: cannot write {saved / 'tiny.mp4'}: 1x1 is too small for H.264 "
+        f"posecli: error: {saved / 'tiny.mp4'}: cannot write: 1x1 is too small for H.264 "
         "(annotated copy not saved; the results are written)"
     )
     assert sorted(p.name for p in saved.iterdir()) == ["bus.jpg"]
@@ -688,7 +688,7 @@ def test_an_annotated_video_cut_short_by_a_file_size_limit_is_not_saved(pan_clip
     assert proc.returncode == 1
     assert len(jsonl_records(proc.stdout)) == 24
     line = one_error_line(proc)
-    assert line.startswith(f"posecli: error: cannot write {saved / 'pan.mp4'}: ")
+    assert line.startswith(f"posecli: error: {saved / 'pan.mp4'}: cannot write: ")
     assert line.endswith("(annotated copy not saved; the results are written)")
     assert list(saved.iterdir()) == []
 

@@ -43,7 +43,7 @@ class AnnotatedVideo:
         self.spec = spec
         self.size = (width & ~1, height & ~1)
         if min(self.size) < 2:
-            raise ImageError(f"cannot write {dest}: {width}x{height} is too small for H.264")
+            raise ImageError(f"{dest}: cannot write: {width}x{height} is too small for H.264")
         fd, self.tmp = temp_beside(dest)
         os.close(fd)
         try:
@@ -54,7 +54,7 @@ class AnnotatedVideo:
             self.stream.codec_context.time_base = 1 / fps
         except (av.FFmpegError, OSError) as exc:
             Path(self.tmp).unlink(missing_ok=True)
-            raise ImageError(f"cannot write {dest}: {exc}") from exc
+            raise ImageError(f"{dest}: cannot write: {exc}") from exc
         self.frames: queue.Queue[tuple[np.ndarray, list[Pose]] | None] = queue.Queue(QUEUED_FRAMES)
         self.failure: Exception | None = None
         self.written = 0
@@ -72,11 +72,11 @@ class AnnotatedVideo:
             self.frames.put(None)
             self.thread.join()
             if self.failure is not None:
-                raise ImageError(f"cannot write {self.dest}: {self.failure}")
+                raise ImageError(f"{self.dest}: cannot write: {self.failure}")
             if self.written:
                 os.replace(self.tmp, self.dest)
         except OSError as exc:
-            raise ImageError(f"cannot write {self.dest}: {exc.strerror or exc}") from exc
+            raise ImageError(f"{self.dest}: cannot write: {exc.strerror or exc}") from exc
         finally:
             Path(self.tmp).unlink(missing_ok=True)
 
