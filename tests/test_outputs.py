@@ -286,6 +286,25 @@ def test_a_file_size_limit_is_an_output_error(tmp_path):
     assert out.read_text() == "OLD" and leftovers(tmp_path) == []
 
 
+def test_a_jsonl_file_that_hits_the_size_limit_keeps_whole_lines_only(tmp_path):
+    """jsonl is appended record by record: a record cut off by the limit is removed, so the
+    file stays valid for jq and for --skip-existing."""
+    out = tmp_path / "out.jsonl"
+    limit = 20_000
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        posecli("infer", *coco_files(20), "--conf", "0.01", "-q", "-o", out),
+        capture_output=True, timeout=300, preexec_fn=small_files,
+    )  # fmt: skip
+    check_output_error(proc, out, "file too large")
+    data = out.read_bytes()
+    assert 0 < len(data) < limit and data.endswith(b"\n")
+    assert all(json.loads(line)["poses"] is not None for line in data.splitlines())
+
+
 def test_an_unreadable_model_is_a_model_error(tmp_path):
     model = tmp_path / DEFAULT_MODEL.name
     shutil.copy(DEFAULT_MODEL, model)

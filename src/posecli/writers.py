@@ -83,7 +83,13 @@ class Sink:
         assert self._fd is not None
         if self._fresh:
             self._truncate()
-        files.write_all(self._fd, text.encode("utf-8"), self.path)
+        try:
+            files.write_all(self._fd, text.encode("utf-8"), self.path)
+        except OutputError:
+            if self.lines:  # a full disk or a size limit: take back the half-written line
+                with contextlib.suppress(OSError, OutputError):
+                    cut_torn_line(self._fd, self.path)
+            raise
         self._wrote = True
 
     def drop_lines(self, unwanted: Callable[[bytes], bool]) -> bool:
