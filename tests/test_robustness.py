@@ -250,6 +250,21 @@ def test_interrupted_json_output_never_looks_complete(tmp_path, sig):
     assert all(cv2.imread(str(p)) is not None for p in saved)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_json_on_standard_output_is_a_closed_array(tmp_path, sig):
+    """What reached standard output before Ctrl-C parses (for jq): the array is closed."""
+    saved = tmp_path / "saved"
+    proc = start_long_run("--format", "json", "--save-dir", saved)
+    deadline = time.monotonic() + 60
+    while len(list(saved.glob("*.jpg"))) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig and b"interrupted" in err
+    records = json.loads(out)
+    assert 10 <= len(records) < 4 * 408 and all("poses" in r for r in records)
+
+
 def test_closed_pipe_exits_quietly():
     command = f"{sys.executable} -m posecli infer {COCO_IMAGES} --format jsonl | head -1"
     proc = subprocess.run(command, shell=True, capture_output=True, timeout=120)

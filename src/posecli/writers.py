@@ -248,8 +248,19 @@ class Writer:
     def close(self) -> None:
         """Write the trailer and commit; a file with no processed image is left untouched."""
         if self.images or not self.sink.is_file:
-            self.sink.write((self.header() if not self.items else "") + self.trailer())
+            self.sink.write(self._ending())
         self.sink.commit()
+
+    def end_interrupted(self) -> None:
+        """After Ctrl-C, end what went to standard output so that it parses (a JSON array is
+        closed); a file is abandoned by its sink instead, so it never looks complete."""
+        if not self.sink.is_file:
+            with contextlib.suppress(OSError, OutputError):
+                write_stdout(self._ending(), flush=True)
+
+    def _ending(self) -> str:
+        """The trailer, after the header if no record came."""
+        return (self.header() if not self.items else "") + self.trailer()
 
     def header(self) -> str:
         """Text before the first record."""

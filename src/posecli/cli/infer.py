@@ -291,6 +291,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
         videos.abort()
         writer.sink.abort()
         if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+            writer.end_interrupted()
             info(stats.summary() + ", interrupted", quiet)
         elif isinstance(exc, OutputError):
             info(stats.summary() + ", stopped: the output cannot be written", quiet)
