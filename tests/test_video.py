@@ -673,6 +673,20 @@ def test_a_video_that_gives_no_frame_gets_no_copy_and_is_redone_on_resume(tmp_pa
         assert list(saved.iterdir()) == []
 
 
+def test_a_video_with_no_frame_at_all_is_an_error(tmp_path):
+    """An AVI with a video stream and no frame (a recording that never got one) is named as a
+    failure, not counted as a success with nothing in it."""
+    empty = tmp_path / "empty.avi"
+    with av.open(str(empty), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height = 320, 240
+        out.start_encoding()  # the header, with no frame after it
+    proc = run_cli("infer", empty, BUS, "-f", "jsonl")
+    assert proc.returncode == 1
+    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS)]
+    assert one_error_line(proc) == f"posecli: error: {empty}: no frames in this video"
+
+
 @pytest.mark.parametrize("limit", [8192, 100_000])
 def test_an_annotated_video_cut_short_by_a_file_size_limit_is_not_saved(pan_clip, tmp_path, limit):
     """The copy hits `ulimit -f` while frames are muxed or only when the file is closed (its

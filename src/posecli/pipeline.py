@@ -223,6 +223,8 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
     should. Without a frame count, the track's declared duration tells a cut file."""
     if source.live:
         return f"stream stopped after {decoded} frames"
+    if not decoded and not expected and not source.corrupt_packets:
+        return "no frames in this video"
     if decoded < expected:
         return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
     until = source.decoded_until
