@@ -252,9 +252,11 @@ def test_nan_or_infinity_for_a_number_is_a_usage_error(args):
     assert proc.returncode == 2 and b"is not a finite number" in proc.stderr
 
 
-def test_a_frame_rate_too_small_for_a_frame_time_is_a_usage_error():
-    """--fps 1e-310 passed the range but its frame time is infinite: an internal error."""
-    proc = run_cli("track", BUS, "--sequence", "--fps", "1e-310")
+@pytest.mark.parametrize("fps", ["1e-310", "2e6"])
+def test_a_frame_rate_too_small_or_large_for_frame_times_is_a_usage_error(fps):
+    """--fps 1e-310 passed the range but its frame time is infinite: an internal error; over a
+    million, frame times (written to the microsecond) stopped increasing."""
+    proc = run_cli("track", BUS, ZIDANE, "--sequence", "--fps", fps)
     assert proc.returncode == 2 and b"--fps" in proc.stderr and b"internal" not in proc.stderr
 
 

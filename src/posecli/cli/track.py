@@ -64,7 +64,7 @@ def tracker_options(func):
         click.option("--sequence", is_flag=True,
                      help="Track the images as the frames of one video, in the order given "
                           "(a folder's in name order); otherwise each image is tracked alone."),
-        click.option("--fps", type=Number(1e-6), default=DEFAULT_FPS,
+        click.option("--fps", type=Number(1e-6, 1e6), default=DEFAULT_FPS,
                      show_default=True, help="--sequence: frames per second of the images."),
     ], func)  # fmt: skip
 
