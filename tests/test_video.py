@@ -265,38 +265,48 @@ def test_mpeg_ts_cut_inside_a_packet_says_it_ended_early(tmp_path):
     assert counted == [40, 0]  # so --skip-existing never takes the cut one for finished
 
 
-@pytest.mark.parametrize("fps", [15, 30])
-def test_raw_h264_is_timed_at_the_rate_its_stream_declares(tmp_path, fps):
+@pytest.mark.parametrize(
+    ("fmt", "codec", "fps"),
+    [("h264", "libx264", 15), ("h264", "libx264", 30), ("m4v", "mpeg4", Fraction(30000, 1001))],
+)
+def test_raw_streams_are_timed_at_the_rate_they_declare(tmp_path, fmt, codec, fps):
     """A raw H.264 stream (as Raspberry Pi cameras record) carries no timestamps; its frames
-    are timed at the rate its SPS declares, not at FFmpeg's default 25 fps."""
-    raw = tmp_path / "camera.h264"
-    with av.open(str(PETS)) as inp, av.open(str(raw), "w", format="h264") as out:
-        stream = out.add_stream("libx264", rate=fps)
+    are timed, and its annotated copy made, at the rate the stream declares, not at FFmpeg's
+    default 25 fps (nor at an MPEG-4 stream's time resolution)."""
+    raw = tmp_path / f"camera.{fmt}"
+    with av.open(str(PETS)) as inp, av.open(str(raw), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = 384, 288, "yuv420p"
         for _, frame in zip(range(12), inp.decode(video=0), strict=False):
             bgr = frame.to_ndarray(width=384, height=288, format="bgr24")
             out.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
         out.mux(stream.encode(None))
-    proc = run_cli("infer", raw, "-f", "jsonl")
+    proc = run_cli("infer", raw, "-f", "jsonl", "--save-dir", tmp_path / "saved")
     assert proc.returncode == 0, proc.stderr.decode()
     times = [r["time"] for r in jsonl_records(proc.stdout)]
-    assert times == [round(i / fps, 6) for i in range(12)]  # i/fps, not a sum that drifts
+    assert times == [round(i / float(fps), 6) for i in range(12)]  # i/fps: no drifting sum
+    assert video_info(tmp_path / "saved/camera.mp4")[:2] == (12, fps)
 
 
-def test_a_rotated_phone_video_is_read_upright(tmp_path):
-    """A portrait phone video is stored sideways with a display matrix saying how to turn it:
-    its frames, poses, size and annotated copy are upright, as players show it (lossless 4:4:4,
-    so the turned pixels are the upright ones and the poses are the same)."""
+@pytest.mark.parametrize(
+    ("turns", "rotation", "hflip"),
+    [(1, -90, False), (-1, 90, False), (2, 180, False), (0, 0, True)],
+)
+def test_a_rotated_phone_video_is_read_upright(tmp_path, turns, rotation, hflip):
+    """A portrait phone video is stored sideways (`turns` counter-clockwise quarter turns) with
+    a display matrix saying how to turn it back: its frames, poses, size and annotated copy are
+    upright, as players show it. A mirroring matrix is not applied: the frames stay as stored.
+    (Lossless 4:4:4, so turned pixels are the upright ones and the poses are the same.)"""
     upright, turned = tmp_path / "upright.mp4", tmp_path / "turned.mp4"
-    for path, turns in ((upright, 0), (turned, 1)):
+    for path, k in ((upright, 0), (turned, turns)):
         with av.open(str(PAN_720)) as inp, av.open(str(path), "w") as out:
             stream = out.add_stream("libx264", rate=30, options={"qp": "0"})
-            stream.width, stream.height = (360, 640) if turns else (640, 360)
+            stream.width, stream.height = (360, 640) if k % 2 else (640, 360)
             stream.pix_fmt = "yuv444p"
-            if turns:
-                stream.set_display_rotation(-90)  # stored a quarter turn counter-clockwise
+            if path == turned:
+                stream.set_display_rotation(rotation, hflip=hflip)
             for _, frame in zip(range(6), inp.decode(video=0), strict=False):
-                bgr = np.rot90(frame.to_ndarray(width=640, height=360, format="bgr24"), turns)
+                bgr = np.rot90(frame.to_ndarray(width=640, height=360, format="bgr24"), k)
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
@@ -685,6 +695,18 @@ def test_a_video_with_no_frame_at_all_is_an_error(tmp_path):
     assert proc.returncode == 1
     assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS)]
     assert one_error_line(proc) == f"posecli: error: {empty}: no frames in this video"
+
+
+def test_a_matroska_file_cut_before_its_first_frame_is_cut_not_empty(tmp_path):
+    whole = tmp_path / "whole.mkv"
+    make_clip(PETS, whole, 12)
+    cut = tmp_path / "cut.mkv"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: data.find(b"\x1f\x43\xb6\x75") + 40])  # into the first cluster
+    proc = run_cli("infer", cut, "-f", "jsonl")
+    assert proc.returncode == 1 and jsonl_records(proc.stdout) == []
+    reason = "video ended early: 0 frames, 0.0 of 1.2 s (truncated or corrupt)"
+    assert one_error_line(proc) == f"posecli: error: {cut}: {reason}"
 
 
 @pytest.mark.parametrize("limit", [8192, 100_000])

@@ -223,8 +223,6 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
     should. Without a frame count, the track's declared duration tells a cut file."""
     if source.live:
         return f"stream stopped after {decoded} frames"
-    if not decoded and not expected and not source.corrupt_packets:
-        return "no frames in this video"
     if decoded < expected:
         return f"video ended early: {decoded} of {expected} frames (truncated or corrupt)"
     until = source.decoded_until
@@ -233,6 +231,8 @@ def _early_end(source: VideoSource | video.CameraSource, decoded: int, expected:
                 " s (truncated or corrupt)")  # fmt: skip
     if source.ends_mid_packet:
         return f"video ended early: {decoded} frames (it ends inside an MPEG-TS packet)"
+    if not decoded and not source.corrupt_packets:
+        return "no frames in this video"
     if source.corrupt_packets:
         return f"corrupt video: {source.corrupt_packets} packets could not be decoded, skipped"
     return None

@@ -7,9 +7,10 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import cv2
@@ -168,11 +169,11 @@ class VideoSource:
 
     @property
     def fps(self) -> Fraction:
-        """Average frame rate; for a raw stream, which has no timestamps, the rate its codec
-        declares (25 when nothing says)."""
+        """Average frame rate; for a raw stream, which has no timestamps, FFmpeg's guess from
+        what the stream declares (25 when nothing says)."""
         rate = self.stream.average_rate or self.stream.guessed_rate
         if self.container.format.flags & NO_TIMESTAMPS:
-            rate = self.stream.codec_context.framerate or rate
+            rate = self.stream.guessed_rate or rate
         return Fraction(rate) if rate else Fraction(25)
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
@@ -182,7 +183,7 @@ class VideoSource:
         for index, frame in enumerate(self._decoded()):
             time = clock(frame)
             self.decoded_until = time + 1 / float(self.fps)
-            turns = round(frame.rotation / 90) % 4
+            turns = quarter_turns(frame)
             if index == 0:
                 self.width, self.height = (frame.height, frame.width) if turns % 2 else (
                     frame.width, frame.height)  # fmt: skip
@@ -239,6 +240,16 @@ class _Clock:
             self.steps += 1
         self.last = round(self.anchor + self.steps / self.fps, 6)
         return self.last
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that show a frame as its display matrix says; 0 without
+    one, or for one that mirrors (not applied)."""
+    matrix = cast("Mapping[str, bytes]", frame.side_data).get("DISPLAYMATRIX")  # a buffer
+    if matrix is None:
+        return 0
+    a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32)[:5].astype(np.int64)
+    return round(frame.rotation / 90) % 4 if a * d - b * c > 0 else 0
 
 
 def frame_bgr(frame: av.VideoFrame) -> np.ndarray:
