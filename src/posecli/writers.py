@@ -86,11 +86,21 @@ class Sink:
         try:
             files.write_all(self._fd, text.encode("utf-8"), self.path)
         except OutputError:
-            if self.lines:  # a full disk or a size limit: take back the half-written line
-                with contextlib.suppress(OSError, OutputError):
-                    cut_torn_line(self._fd, self.path)
+            if self.lines:
+                self._take_back_torn_line()
             raise
         self._wrote = True
+
+    def _take_back_torn_line(self) -> None:
+        """After a failed write (a full disk, a size limit), cut off the half-written line, if
+        no other run is appending to the file (its lines could already follow ours)."""
+        assert self._fd is not None and self.path is not None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return
+        with contextlib.suppress(OSError, OutputError):
+            cut_torn_line(self._fd, self.path)
 
     def drop_lines(self, unwanted: Callable[[bytes], bool]) -> bool:
         """Remove the lines `unwanted` picks from an appended jsonl file, holding it alone for
@@ -232,6 +242,7 @@ class Writer:
         self.label = label
         self.images = 0
         self.items = 0
+        self.ended = False  # the trailer was written
 
     def write(self, result: ImageResult) -> None:
         """Add one successfully processed image."""
@@ -240,27 +251,28 @@ class Writer:
             (self.separator if self.items + i else self.header()) + record
             for i, record in enumerate(records)
         )
-        self.items += len(records)
-        self.images += 1
         if text:
             self.sink.write(text, flush=self.streaming)
+        self.items += len(records)  # once written: Ctrl-C in the write leaves the header unsent
+        self.images += 1
 
     def close(self) -> None:
         """Write the trailer and commit; a file with no processed image is left untouched."""
         if self.images or not self.sink.is_file:
-            self.sink.write(self._ending())
+            self._end(self.sink.write)
         self.sink.commit()
 
     def end_interrupted(self) -> None:
         """After Ctrl-C, end what went to standard output so that it parses (a JSON array is
-        closed); a file is abandoned by its sink instead, so it never looks complete."""
-        if not self.sink.is_file:
+        closed), unless it was ended; a file is abandoned by its sink, never looking complete."""
+        if not self.sink.is_file and not self.ended:
             with contextlib.suppress(OSError, OutputError):
-                write_stdout(self._ending(), flush=True)
+                self._end(lambda text: write_stdout(text, flush=True))
 
-    def _ending(self) -> str:
-        """The trailer, after the header if no record came."""
-        return (self.header() if not self.items else "") + self.trailer()
+    def _end(self, write: Callable[[str], None]) -> None:
+        """Write the trailer (after the header if no record was written), once."""
+        self.ended = True
+        write((self.header() if not self.items else "") + self.trailer())
 
     def header(self) -> str:
         """Text before the first record."""
