@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from posecli.keypoints import COCO17
+from posecli.pose import ImageResult
+from posecli.writers import make_writer
 from test_robustness import start_long_run, unprivileged, wait_for_lines
 
 from conftest import (
@@ -603,3 +606,19 @@ def test_a_closed_standard_input_is_an_empty_list_of_paths(tmp_path):
                           capture_output=True)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.decode().splitlines()[-1] == "posecli: error: no images to process"
+
+
+@pytest.mark.parametrize("fmt", ["json", "coco"])
+def test_an_interrupt_after_the_array_was_closed_adds_nothing(capsys, fmt):
+    """Ctrl-C while the closed array is being flushed (a slow reader) must not close it twice;
+    one before any record still gives an empty array."""
+    writer = make_writer(fmt, None, COCO17.names)
+    writer.end_interrupted()
+    assert json.loads(capsys.readouterr().out) == []
+    writer = make_writer(fmt, None, COCO17.names)
+    writer.write(ImageResult("000000000139.jpg", 640, 426, []))
+    writer.close()
+    writer.end_interrupted()
+    assert json.loads(capsys.readouterr().out) == ([] if fmt == "coco" else [
+        {"image": "000000000139.jpg", "width": 640, "height": 426, "poses": []}
+    ])  # fmt: skip
