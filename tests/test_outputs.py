@@ -273,19 +273,25 @@ def test_a_250_byte_output_name_works_and_a_256_byte_one_is_refused_up_front(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_a_file_size_limit_is_an_output_error(tmp_path):
-    out = tmp_path / "out.json"
-    out.write_text("OLD")
-    limit = 20_000
+FILE_LIMIT = 20_000  # bytes, for `ulimit -f`
+
+
+def infer_with_a_file_size_limit(out: Path) -> subprocess.CompletedProcess:
+    """posecli infer of 20 COCO photos into `out` under a FILE_LIMIT byte `ulimit -f`."""
 
     def small_files() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
 
-    proc = subprocess.run(
+    return subprocess.run(
         posecli("infer", *coco_files(20), "--conf", "0.01", "-q", "-o", out),
         capture_output=True, timeout=300, preexec_fn=small_files,
     )  # fmt: skip
-    check_output_error(proc, out, "file too large")
+
+
+def test_a_file_size_limit_is_an_output_error(tmp_path):
+    out = tmp_path / "out.json"
+    out.write_text("OLD")
+    check_output_error(infer_with_a_file_size_limit(out), out, "file too large")
     assert out.read_text() == "OLD" and leftovers(tmp_path) == []
 
 
@@ -293,18 +299,9 @@ def test_a_jsonl_file_that_hits_the_size_limit_keeps_whole_lines_only(tmp_path):
     """jsonl is appended record by record: a record cut off by the limit is removed, so the
     file stays valid for jq and for --skip-existing."""
     out = tmp_path / "out.jsonl"
-    limit = 20_000
-
-    def small_files() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    proc = subprocess.run(
-        posecli("infer", *coco_files(20), "--conf", "0.01", "-q", "-o", out),
-        capture_output=True, timeout=300, preexec_fn=small_files,
-    )  # fmt: skip
-    check_output_error(proc, out, "file too large")
+    check_output_error(infer_with_a_file_size_limit(out), out, "file too large")
     data = out.read_bytes()
-    assert 0 < len(data) < limit and data.endswith(b"\n")
+    assert 0 < len(data) < FILE_LIMIT and data.endswith(b"\n")
     assert all(json.loads(line)["poses"] is not None for line in data.splitlines())
 
 
