@@ -180,6 +180,54 @@ def test_a_file_that_is_not_coco_keypoints_is_refused(tmp_path):
     assert run_cli("eval", "--annotations", text, "--images", COCO_IMAGES).returncode == 2
 
 
+def first_annotation(data: dict) -> dict:
+    return data["annotations"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda d: first_annotation(d).pop("bbox"), "bbox is missing or null, not 4 numbers"),
+        (lambda d: first_annotation(d).pop("iscrowd"), "iscrowd is missing or null, not 0 or 1"),
+        (lambda d: first_annotation(d).update(keypoints=[0] * 30),
+         "annotation 183234: keypoints is [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ..., not 51"),
+        (lambda d: first_annotation(d).update(keypoints=[None] * 51), "keypoints is [None, None"),
+        (lambda d: d["images"].append(5), "image 409 is not an object"),
+        (lambda d: d["images"][0].update(id=[1]), "image number 1: id is [1], not an integer"),
+    ],
+)  # fmt: skip
+def test_a_malformed_annotation_is_one_line_naming_it(tmp_path, change, reason):
+    """Each of these ended in an internal error (a KeyError or TypeError in pycocotools)."""
+    annotations = tmp_path / "bad.json"
+    write_annotations(annotations, change)
+    for metric in ("coco", "st"):
+        proc = run_cli("eval", "--annotations", annotations, "--images", COCO_IMAGES,
+                       "--metric", metric, "--limit", "3")  # fmt: skip
+        assert proc.returncode == 2
+        [line] = proc.stderr.decode().splitlines()
+        assert line.startswith(f"posecli: error: {annotations}: ") and reason in line
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [("score", None, "score is missing or null, not a number"),
+     ("score", "0.9", "score is '0.9', not a number"),
+     ("keypoints", None, "keypoints is missing or null, not 51 numbers (3 per keypoint)"),
+     ("image_id", [1], "image_id is [1], not an integer"),
+     ("bbox", [1, 2], "bbox is [1, 2], not 4 numbers")],
+)  # fmt: skip
+def test_a_malformed_result_is_one_line_naming_it(tmp_path, field, value, reason):
+    results = ground_truth_as_results()[:3]
+    results[1][field] = value
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", path)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"posecli: error: {path}: result number 2: {reason}"
+    ]
+
+
 def test_results_with_unknown_image_ids_are_refused(tmp_path):
     results = ground_truth_as_results()[:3]
     results[1]["image_id"] = 999999999

@@ -13,6 +13,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from .coco_checks import IMAGE_FIELDS, annotation_fields, check_entries, is_id, result_fields
 from .errors import AnnotationError
 from .estimator import PoseEstimator
 from .filekinds import not_regular_reason
@@ -96,8 +97,16 @@ def check_keypoint_dataset(path: Path, data: object) -> None:
         raise AnnotationError(
             f"{path}: not a COCO annotation file (needs images, annotations, categories)"
         )
-    if not any(isinstance(c, dict) and c.get("keypoints") for c in data["categories"]):
+    category = next((c for c in data["categories"] if isinstance(c, dict) and c.get("keypoints")),
+                    None)  # fmt: skip
+    if category is None or not isinstance(category["keypoints"], list):
         raise AnnotationError(f"{path}: not a COCO keypoints file (no category with keypoints)")
+    if not is_id(category.get("id")):
+        raise AnnotationError(f"{path}: the keypoints category has no integer id")
+    check_entries(path, "image", data["images"], IMAGE_FIELDS)
+    check_entries(path, "annotation", data["annotations"], {"category_id": (is_id, "an integer")})
+    keyed = [a for a in data["annotations"] if a["category_id"] == category["id"]]
+    check_entries(path, "annotation", keyed, annotation_fields(len(category["keypoints"])))
     image_ids = {img.get("id") for img in data["images"]}
     stray = next((a for a in data["annotations"] if a.get("image_id") not in image_ids), None)
     if stray is not None:
@@ -167,12 +176,14 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
     category, count = keypoint_category(coco)
     results = [{"category_id": category, **r} for r in results]
     values = 3 * count
-    odd = next((r for r in results if len(r["keypoints"]) != values), None)
+    lists = (r for r in results if isinstance(r["keypoints"], list))
+    odd = next((r for r in lists if len(r["keypoints"]) != values), None)
     if odd is not None:
         raise AnnotationError(
             f"{path}: a result for image_id {odd['image_id']} has {len(odd['keypoints'])} "
             f"keypoint values; the annotations need {values} (3 per keypoint)"
         )
+    check_entries(path, "result", results, result_fields(count), optional=("bbox",))
     unknown = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
     if unknown:
         raise AnnotationError(
