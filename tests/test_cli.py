@@ -170,6 +170,26 @@ def test_pull_refuses_a_checksum_mismatch_and_installs_nothing(tmp_path):
     assert not dest.exists() or not any(dest.iterdir())
 
 
+def test_pull_installs_the_good_models_beside_a_damaged_one(tmp_path):
+    """One damaged file in the source does not stop the models after it: each bad one is a line."""
+    source = tmp_path / "source"
+    source.mkdir()
+    names = {"yolov8n-pose-192": "yolov8n_192", "yolov8n-pose-256": "yolov8n_256",
+             "yolov8n-pose-320": "yolov8n_320"}  # fmt: skip
+    for stem in names.values():
+        shutil.copy(MODELS / f"{stem}_quant_pc_uf_pose_coco-st.tflite", source)
+    damaged = source / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    dest = tmp_path / "dest"
+    proc = run_cli("models", "pull", *names, "--from", source, "--dest", dest)
+    assert proc.returncode == 2
+    [line] = proc.stderr.decode().splitlines()
+    assert "does not match the manifest" in line
+    installed = sorted(p.name for p in dest.iterdir())
+    assert installed == [f"{names[n]}_quant_pc_uf_pose_coco-st.tflite"
+                         for n in ("yolov8n-pose-192", "yolov8n-pose-320")]  # fmt: skip
+
+
 def test_a_damaged_installed_model_is_refused_at_load(tmp_path):
     damaged = bytearray((MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").read_bytes())
     damaged[-10] ^= 0xFF

@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from .. import keypoints, models
+from ..errors import ModelError
 from ..runtime import PoseModel
-from .common import EXIT_OK, echo
+from .common import EXIT_OK, EXIT_USAGE, echo, error
 from .options import kpt_spec_option
 
 
@@ -47,15 +48,22 @@ def models_list() -> int:
     help="Install here instead of the user cache.",
 )
 def models_pull(names, source, dest) -> int:
-    """Fetch models (all when none are named), verify their sha256 and install them."""
+    """Fetch models (all when none are named), verify their sha256 and install them; one that
+    fails is one error line (exit 2) and the rest are still installed."""
     _, specs = models.load_manifest()
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise click.BadParameter(f"unknown model {', '.join(unknown)}; known: {', '.join(specs)}")
+    status = EXIT_OK
     for name in names or specs:
-        path = models.pull(specs[name], source, dest)
+        try:
+            path = models.pull(specs[name], source, dest)
+        except ModelError as exc:  # the models after it are still pulled
+            error(str(exc))
+            status = EXIT_USAGE
+            continue
         echo(f"{name}: {path}")
-    return EXIT_OK
+    return status
 
 
 @models_group.command(name="info")
