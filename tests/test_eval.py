@@ -167,6 +167,23 @@ def test_no_images_at_all_is_an_error(tmp_path):
     assert proc.returncode == 2 and b"none of the 408 annotated images" in proc.stderr
 
 
+@pytest.mark.parametrize("metric", ["coco", "st"])
+def test_images_that_all_fail_to_decode_are_an_error_not_a_score(tmp_path, metric):
+    """Every annotated image is there but none decodes: no table of scores over nothing."""
+    data = json.loads(COCO_ANNOTATIONS.read_text())
+    for image in data["images"][:5]:
+        (tmp_path / image["file_name"]).write_text("not an image")
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", tmp_path,
+                   "--limit", "5", "--metric", metric, "--json")  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    count = 5 if metric == "coco" else 4  # the card metric keeps images with keypoints
+    assert len(lines) > count and lines[-1] == (
+        f"posecli: error: {COCO_ANNOTATIONS}: none of the {count} annotated images could be "
+        "read, so there is nothing to score"
+    )
+
+
 def test_a_file_that_is_not_coco_keypoints_is_refused(tmp_path):
     annotations = tmp_path / "instances.json"
     write_annotations(annotations, lambda d: [c.pop("keypoints") for c in d["categories"]])

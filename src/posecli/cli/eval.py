@@ -119,6 +119,9 @@ def evaluate_model(coco, annotations, items, name, metric, options, save_results
     detections, done, failed = evaluate.run_model(estimator, coco, items, track)
     for path, reason in failed:
         error(f"{printable_path(path)}: {reason}")
+    if not done:
+        raise PoseCliError(f"{annotations}: none of the {len(items)} annotated images could be "
+                           "read, so there is nothing to score")  # fmt: skip
     if save_results:
         write_bytes_atomic(save_results, json.dumps(detections).encode())
     return scored(estimator.model_name, settings, coco, detections, done, metric, spec, failed)
