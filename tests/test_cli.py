@@ -190,6 +190,24 @@ def test_pull_installs_the_good_models_beside_a_damaged_one(tmp_path):
                          for n in ("yolov8n-pose-192", "yolov8n-pose-320")]  # fmt: skip
 
 
+def test_pull_into_a_file_is_an_output_error_and_into_its_source_changes_nothing(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    proc = run_cli("models", "pull", "yolov8n-pose-192", "--from", MODELS, "--dest",
+                   tmp_path / "afile")  # fmt: skip
+    assert proc.returncode == 74
+    [line] = proc.stderr.decode().splitlines()
+    assert line.startswith(f"posecli: error: {tmp_path / 'afile'}") and "not a directory" in line
+    source = tmp_path / "models"
+    source.mkdir()
+    model = source / "yolov8n_192_quant_pc_uf_pose_coco-st.tflite"
+    shutil.copy(MODELS / model.name, model)
+    before = model.stat()
+    proc = run_cli("models", "pull", "yolov8n-pose-192", "--from", source, "--dest", source)
+    assert proc.returncode == 0, proc.stderr
+    after = model.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_a_damaged_installed_model_is_refused_at_load(tmp_path):
     damaged = bytearray((MODELS / "yolov8n_256_quant_pc_uf_pose_coco-st.tflite").read_bytes())
     damaged[-10] ^= 0xFF

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ModelError
 from .filekinds import not_regular_reason
-from .files import reason, write_bytes_atomic
+from .files import identity, reason, write_bytes_atomic
 
 ENV_MODELS = "POSECLI_MODELS"
 
@@ -115,7 +115,8 @@ def pull(spec: ModelSpec, source_dir: Path | None = None, dest_dir: Path | None 
     data = _fetch(spec, source_dir)
     check_digest(spec, data, source_dir / spec.file if source_dir else spec.url)
     final = (dest_dir or cache_dir()) / spec.file
-    write_bytes_atomic(final, data)
+    if source_dir is None or identity(final) != identity(source_dir / spec.file):
+        write_bytes_atomic(final, data)  # (a folder pulled into itself is left as it is)
     return final
 
 

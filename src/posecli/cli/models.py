@@ -43,7 +43,7 @@ def models_list() -> int:
 )
 @click.option(
     "--dest",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
     help="Install here instead of the user cache.",
 )
