@@ -413,3 +413,18 @@ def test_eval_refuses_annotations_with_another_keypoint_count(derived):
         f"posecli: error: {COCO_ANNOTATIONS}: the annotations have 17 keypoints per object, "
         f"but model {derived['k12'][0].name} has 12"
     ]
+
+
+def test_tta_flip_needs_to_know_which_keypoints_swap(derived, tmp_path):
+    """With generic names nothing says which keypoints are left and right: flipping would
+    average a left eye with the right one. A spec with flip_idx makes it work."""
+    k12 = derived["k12"][0]
+    proc = run_cli("infer", BUS, "-m", k12, "--tta", "flip")
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"posecli: error: {k12}: --tta flip needs to know which keypoints swap in a mirror "
+        "image: give --kpt-spec with flip_idx"
+    ]
+    spec = tmp_path / "k12.yaml"
+    spec.write_text("kpt_shape: [12, 3]\nflip_idx: [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 11]\n")
+    assert run_cli("infer", BUS, "-m", k12, "--tta", "flip", "--kpt-spec", spec).returncode == 0

@@ -94,6 +94,13 @@ class PoseEstimator:
         self._flip_idx = spec.flip_idx or flip_index(spec.names)
         if tta == "flip" and self.keypoint_dims != 3:
             raise ModelError(f"{self.model_path}: --tta flip needs x, y, conf per keypoint (D = 3)")
+        if (
+            tta == "flip"
+            and not spec.flip_idx
+            and spec.names == keypoints.generic(spec.count).names
+        ):
+            raise ModelError(f"{self.model_path}: --tta flip needs to know which keypoints swap in "
+                             "a mirror image: give --kpt-spec with flip_idx")  # fmt: skip
 
     @property
     def model_name(self) -> str:
