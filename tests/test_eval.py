@@ -252,7 +252,7 @@ def test_results_with_unknown_image_ids_are_refused(tmp_path):
     path.write_text(json.dumps(results))
     proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", path)
     assert proc.returncode == 2
-    assert b"image_id 999999999" in proc.stderr and b"matches no annotated image" in proc.stderr
+    assert f"{path}: image_id 999999999 matches no annotated image;" in proc.stderr.decode()
 
 
 def test_results_without_category_id_score_as_the_keypoint_category(tmp_path):

@@ -186,9 +186,10 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
     check_entries(path, "result", results, result_fields(count), optional=("bbox",))
     unknown = sorted({r["image_id"] for r in results} - set(coco.getImgIds()))
     if unknown:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
         raise AnnotationError(
-            f"{path}: image_id {unknown[0]} (and {len(unknown) - 1} more) matches no annotated "
-            "image; were the ids taken from other file names?"
+            f"{path}: image_id {unknown[0]}{more} matches no annotated image; were the ids "
+            "taken from other file names?"
         )
     return results
 

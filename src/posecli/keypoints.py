@@ -62,7 +62,7 @@ class KeypointSpec:
 
     def describe(self) -> str:
         """One line for `models info`: where the spec comes from and what it holds."""
-        parts = [f"{self.count} keypoints", f"{len(self.skeleton)} limbs"]
+        parts = [_counted(self.count, "keypoint"), _counted(len(self.skeleton), "limb")]
         parts.append("flip pairs" if self.flip_idx else "no flip pairs")
         parts.append("OKS sigmas" if self.sigmas is not None else "default sigmas 1/K")
         parts.append(f"class {self.label!r}")
@@ -294,3 +294,8 @@ def given_or_beside(model: Path, spec: SpecArgument) -> KeypointSpec | None:
         return spec
     path = Path(spec) if spec is not None else beside(model)
     return load_spec(path) if path is not None else None
+
+
+def _counted(n: int, noun: str) -> str:
+    """'1 keypoint', '3 keypoints'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
