@@ -3,6 +3,8 @@ it to find a person again on the far side of what hid them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from posecli.camera_motion import CameraMotion, grey_thumbnail
 from posecli.cli.track import track
 from posecli.pipeline import StreamOptions
 from posecli.pose import Pose
-from posecli.tracker import PoseTracker
+from posecli.tracker import PoseTracker, TrackerSettings
 from posecli.tracking import TrackOptions, track_events
 
 from conftest import COCO_IMAGES, IMAGES
@@ -105,6 +107,22 @@ def test_a_person_hidden_by_a_passing_screen_is_found_on_its_other_side(with_cam
         out = tracker.update(poses, f / 30, pan if with_camera and f else None)
         ids |= {p.track_id for p in out}
     assert ids == ({1} if with_camera else {1, 2})
+
+
+@pytest.mark.parametrize(("low_refind", "ids"), [(0.85, {1}), (1.0, {1, 2})])
+def test_a_person_coming_out_at_a_low_score_is_found_in_their_extent(low_refind, ids):
+    """As above, but the person comes out at score 0.2 (under `high`, so no track of theirs is
+    matched and none starts) for 20 frames before the model is sure of them again, by then more
+    than the buffer after their last match: the low-score boxes inside their extent keep them."""
+    frames = [[sliver(200, 300, 3 * f)] for f in range(14)]
+    frames += [[] for _ in range(14, 29)]
+    frames += [[replace(sliver(200, 250, 3 * f), score=0.2)] for f in range(29, 49)]
+    frames += [[sliver(200, 300, 3 * f)] for f in range(49, 60)]
+    pan = np.array([[1.0, 0, -3.0], [0, 1.0, 0]])
+    tracker = PoseTracker(TrackerSettings(low_refind=low_refind))
+    out = [tracker.update(poses, f / 30, pan if f else None) for f, poses in enumerate(frames)]
+    assert {p.track_id for frame in out for p in frame} == ids
+    assert len(out[29]) == (low_refind < 1)
 
 
 def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):

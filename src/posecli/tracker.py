@@ -35,6 +35,7 @@ class TrackerSettings:
     keypoint_scale: float = 6.0  # OKS sigmas times this (1: COCO's; 6 tolerates moving cameras)
     use_keypoints: bool = True  # False: box IoU only, ByteTrack's own association
     refind: float = 0.7  # a detection this much inside a lost person's extent finds them (1: off)
+    low_refind: float = 0.85  # and one under `high` this much inside (1: off)
     duplicate: float = 0.3  # no new track on a detection at this IoU with a matched or surer one
 
     def __post_init__(self) -> None:
@@ -44,8 +45,8 @@ class TrackerSettings:
             raise ValueError("match and keypoint_weight must be in 0..1")
         if not (math.isfinite(self.buffer) and self.buffer >= 0):
             raise ValueError("buffer must be finite and >= 0")
-        if not 0 < self.duplicate <= 1 or not 0 < self.refind <= 1:
-            raise ValueError("duplicate and refind must be in (0, 1]")
+        if not all(0 < v <= 1 for v in (self.duplicate, self.refind, self.low_refind)):
+            raise ValueError("duplicate, refind and low_refind must be in (0, 1]")
         if not (math.isfinite(self.keypoint_scale) and self.keypoint_scale > 0):
             raise ValueError("keypoint_scale must be positive and finite")
 
@@ -326,7 +327,9 @@ class PoseTracker:
         high = high[track_of[high] < 0]
         if refind:
             lost = confirmed[unmatched & ~tracks.tracked[confirmed]]
-            self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of)
+            self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of, s.refind)
+            lost = lost[~np.isin(lost, track_of)]
+            self._refind(lost, low[track_of[low] < 0], boxes, track_of, s.low_refind)
         self._renew_extents(track_of, boxes, now)
         high = high[track_of[high] < 0]
         unconfirmed = np.nonzero(tracks.ids == 0)[0]
@@ -354,14 +357,19 @@ class PoseTracker:
         tracks.extent_time[rows[renew]] = now
 
     def _refind(
-        self, lost: np.ndarray, dets: np.ndarray, boxes: np.ndarray, track_of: np.ndarray
+        self,
+        lost: np.ndarray,
+        dets: np.ndarray,
+        boxes: np.ndarray,
+        track_of: np.ndarray,
+        least: float,
     ) -> None:
-        """Match lost tracks to detections that would start new ones and lie mostly inside the
-        lost person's extent: someone seen again on the other side of what hid them."""
+        """Match lost tracks to unmatched detections that lie at least `least` inside the lost
+        person's extent: someone seen again on the other side of what hid them."""
         assert self._tracks is not None
-        if len(lost) and len(dets) and self.settings.refind < 1:
+        if len(lost) and len(dets) and least < 1:
             share = inside(boxes[dets], self._tracks.extent[lost]).T
-            rows, cols = match(1 - share, 1 - self.settings.refind)
+            rows, cols = match(1 - share, 1 - least)
             track_of[dets[cols]] = lost[rows]
 
     def _move_with_camera(self, camera: np.ndarray) -> None:
