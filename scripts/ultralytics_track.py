@@ -9,7 +9,9 @@ Runs in an environment with Ultralytics, not posecli's (it needs torch):
     .venv/bin/python scripts/track_benchmark.py --reference /tmp/ultralytics
 
 It writes one MOTChallenge file per video (`OUT/<video>.txt`, frame 1-based) and
-`OUT/version.txt`. Two shims make ST's file run as Ultralytics runs its own exports: the
+`OUT/version.txt`, which names the NMS that ran (torchvision's, or Ultralytics' TorchNMS where
+torchvision does not import; with quantized, often equal scores the two can keep different
+boxes). Two shims make ST's file run as Ultralytics runs its own exports: the
 file gets the metadata Ultralytics embeds (task, names, keypoint shape), and its uint8 input
 is fed by rounding Ultralytics' 0..1 floats to 0..255 (Ultralytics quantizes only int8 and
 int16 inputs itself).
@@ -20,9 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -43,6 +47,21 @@ def with_metadata(model: Path, directory: Path) -> tuple[Path, tuple[int, int]]:
     with zipfile.ZipFile(copy, "a") as z:
         z.writestr("metadata.json", json.dumps(metadata))
     return copy, (rows, cols)
+
+
+def nms_in_use() -> str:
+    """Which NMS Ultralytics runs: torchvision's, or, when torchvision does not import (PyPI's
+    wheel is a CUDA build that cannot load beside torch's CPU wheel), Ultralytics' own TorchNMS
+    put in its place."""
+    try:
+        import torchvision
+
+        return f"torchvision {torchvision.__version__} NMS"
+    except (ImportError, RuntimeError) as error:
+        from ultralytics.utils.nms import TorchNMS
+
+        sys.modules["torchvision"] = SimpleNamespace(ops=SimpleNamespace(nms=TorchNMS.nms))  # type: ignore[assignment]
+        return f"Ultralytics' TorchNMS, as torchvision did not import ({type(error).__name__})"
 
 
 def feed_uint8_inputs() -> None:
@@ -84,13 +103,14 @@ def main() -> None:
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     feed_uint8_inputs()
+    nms = nms_in_use()
     with tempfile.TemporaryDirectory() as tmp:
         model, imgsz = with_metadata(args.model, Path(tmp))
         for video in sorted(p for p in args.frames.iterdir() if p.is_dir()):
             lines = track_video(model, imgsz, sorted(video.glob("*.png")))
             (args.output / f"{video.name}.txt").write_text("".join(f"{x}\n" for x in lines))
             print(f"{video.name}: {len(lines)} boxes", flush=True)
-    version = f"ultralytics {ultralytics.__version__}, model {args.model.name}\n"
+    version = f"ultralytics {ultralytics.__version__}, {nms}, model {args.model.name}\n"
     (args.output / "version.txt").write_text(version)
 
 
