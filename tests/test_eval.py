@@ -133,6 +133,23 @@ def test_several_models_give_one_table_with_a_row_each():
     assert lines[2].startswith("yolov8n-pose-192") and lines[3].startswith("yolov8n-pose-320")
 
 
+@pytest.mark.parametrize("bad", ["broken.tflite", "no-such-model"])
+def test_a_bad_model_among_several_is_one_line_and_the_others_are_scored(tmp_path, bad):
+    """A damaged file or an unknown name between two good models: one line naming it, exit 2,
+    and the table still has the good models' rows."""
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"TFL3" + bytes(100))
+    model = str(broken) if bad == "broken.tflite" else bad
+    models = ["-m", "yolov8n-pose-192", "-m", model, "-m", "yolov8n-pose-256"]
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", COCO_IMAGES, "--limit",
+                   "5", *models)  # fmt: skip
+    assert proc.returncode == 2
+    errors = proc.stderr.decode().splitlines()
+    assert len(errors) == 1 and bad in errors[0], errors
+    lines = proc.stdout.decode().splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["yolov8n-pose-192", "yolov8n-pose-256"]
+
+
 def test_save_results_writes_what_loadres_reads(tmp_path):
     out = tmp_path / "results.json"
     result = eval_json("--images", COCO_IMAGES, "--limit", "10", "--save-results", out)

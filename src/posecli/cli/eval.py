@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from .. import evaluate, files, keypoints, models, st_metric
-from ..errors import PoseCliError
+from ..errors import OutputError, PoseCliError
 from ..files import write_bytes_atomic
 from ..keypoints import KeypointSpec
 from ..pose import printable_path
-from .common import EXIT_FAILED, EXIT_OK, echo, error, info, with_progress
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info, with_progress
 from .options import build_estimator, conf_option, pipeline_options
 
 
@@ -98,9 +98,20 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
         raise PoseCliError(f"{images_dir}: none of the {len(items)} annotated images is there")
     if missing:
         error(missing_summary(images_dir, missing, len(items)))
-    rows = [evaluate_model(coco, annotations, present, name, metric, options, save_results,
-                           quiet) for name in names]  # fmt: skip
-    print_eval(rows, as_json)
+    rows, refused = [], 0
+    for name in names:
+        try:
+            rows.append(evaluate_model(coco, annotations, present, name, metric, options,
+                                       save_results, quiet))  # fmt: skip
+        except OutputError:
+            raise
+        except PoseCliError as exc:  # one bad model of several: a line, and the others' rows
+            error(str(exc))
+            refused += 1
+    if rows:
+        print_eval(rows, as_json)
+    if refused:
+        return EXIT_USAGE
     return EXIT_FAILED if missing or any(r.failed for r in rows) else EXIT_OK
 
 
