@@ -359,11 +359,20 @@ def test_directory_given_as_model_says_so(tmp_path):
     ]
 
 
-def test_bench_names_the_broken_file(tmp_path):
+def test_bench_names_the_broken_file_and_times_the_others(tmp_path):
+    """One line for the broken image, exit 1, and the report of the good ones cycled to -n;
+    with no good image, exit 2."""
     shutil.copy(BUS, tmp_path / "bus.jpg")
     (tmp_path / "broken.jpg").write_bytes(BUS.read_bytes()[:5000])
-    proc = run_quick("bench", "--images", tmp_path, "-n", "2")
-    assert proc.returncode == 2
+    proc = run_quick("bench", "--images", tmp_path, "-n", "3", "--json")
+    assert proc.returncode == 1
+    (line,) = error_lines(proc.stderr)
+    assert line.startswith(f"posecli: error: {tmp_path / 'broken.jpg'}: cannot decode")
+    report = json.loads(proc.stdout)
+    assert report["images"] == 3 and report["skipped"][0][0] == str(tmp_path / "broken.jpg")
+    (tmp_path / "bus.jpg").unlink()
+    proc = run_quick("bench", "--images", tmp_path, "-n", "3")
+    assert proc.returncode == 2 and not proc.stdout
     (line,) = error_lines(proc.stderr)
     assert line.startswith(f"posecli: error: {tmp_path / 'broken.jpg'}: cannot decode")
 

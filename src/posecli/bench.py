@@ -40,6 +40,7 @@ class BenchReport:
     end_to_end_ips: float
     invoke_only_ips: float
     end_to_end_cpu_ms: float
+    skipped: tuple[tuple[str, str], ...] = ()  # (image, reason) of those that failed to run
 
     @property
     def ratio(self) -> float:
@@ -78,12 +79,23 @@ def synthetic_image(folder: Path) -> Path:
     return path
 
 
-def check_images(estimator: PoseEstimator, paths: list[Path]) -> None:
-    """Run each image once (which also warms up), refusing the first that fails, by name."""
+def readable_images(
+    estimator: PoseEstimator, paths: list[Path]
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Run each image once (which also warms up): those that run, and the others' names and
+    reasons; ImageError if none runs."""
+    good, failed = [], []
     for path in paths:
         result = estimator.predict_file(path)
-        if not result.ok:
-            raise ImageError(f"{printable_path(str(path))}: {result.error}")
+        if result.ok:
+            good.append(path)
+        else:
+            failed.append((printable_path(str(path)), result.error or "failed"))
+    if not good:
+        name, reason = failed[0]
+        more = f" (none of the {len(paths)} images can be read)" if len(paths) > 1 else ""
+        raise ImageError(f"{name}: {reason}{more}")
+    return good, failed
 
 
 def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
@@ -135,17 +147,19 @@ def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> Benc
     """Benchmark on `count` images cycled from `images` (a synthetic photo when none).
 
     End-to-end and invoke-only runs alternate, so load from other processes hits both alike.
+    Images that fail to run are left out (`skipped`).
     """
     with tempfile.TemporaryDirectory(prefix="posecli-bench-") as tmp:
-        sources = images or [synthetic_image(Path(tmp))]
+        chosen = (images or [synthetic_image(Path(tmp))])[:count]
+        sources, skipped = readable_images(estimator, chosen)
         paths = [str(p) for p in islice(cycle(sources), count)]
-        check_images(estimator, sources[:count])
         stages = stage_times(estimator, paths)
         rounds = [(*end_to_end(estimator, paths), invoke_only_ips(estimator, count))
                   for _ in range(ROUNDS)]  # fmt: skip
     e2e, cpu_ms, invoke = (float(v) for v in np.median(rounds, axis=0))
     return BenchReport(estimator.model_name, estimator.input_size, count, estimator.threads,
-                       stages, round(e2e, 1), round(invoke, 1), round(cpu_ms, 2))  # fmt: skip
+                       stages, round(e2e, 1), round(invoke, 1), round(cpu_ms, 2),
+                       tuple(skipped))  # fmt: skip
 
 
 @dataclass(frozen=True)

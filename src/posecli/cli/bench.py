@@ -10,7 +10,7 @@ import click
 from .. import bench as bench_module
 from ..errors import PoseCliError
 from ..sources import expand
-from .common import EXIT_OK, echo
+from .common import EXIT_FAILED, EXIT_OK, echo, error
 from .options import build_estimator, conf_option, model_options, pipeline_options
 
 
@@ -55,5 +55,7 @@ def bench(images_dir, count, video_path, as_json, **options) -> int:
         if not images_found:
             raise PoseCliError(f"{images_dir}: no images in this folder")
     report = bench_module.run(estimator, images_found, count)
+    for name, reason in report.skipped:
+        error(f"{name}: {reason}")
     echo(json.dumps(report.to_dict()) if as_json else report.table())
-    return EXIT_OK
+    return EXIT_FAILED if report.skipped else EXIT_OK
