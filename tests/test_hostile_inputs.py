@@ -397,3 +397,16 @@ def test_max_bytes_is_the_largest_size_read(tmp_path):
     assert images.read_bytes(path, max_bytes=10) == bytes(10)
     with pytest.raises(ImageError, match="file has 10 bytes, above the limit of 9"):
         images.read_bytes(path, max_bytes=9)
+
+
+def test_a_newline_in_a_file_name_is_escaped_in_text_and_messages(tmp_path):
+    shutil.copy(BUS, tmp_path / "a\nb.jpg")
+    (tmp_path / "bad\n.jpg").write_bytes(b"not an image")
+    proc = run_quick("infer", tmp_path, "-f", "text")
+    assert proc.returncode == 1
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{tmp_path}/a\\nb.jpg: 810x1080, "), lines
+    errors = [line for line in error_lines(proc.stderr) if line.startswith("posecli: error:")]
+    assert errors == [f"posecli: error: {tmp_path}/bad\\n.jpg: cannot decode: not an image"]
+    records = jsonl_records(run_quick("infer", tmp_path / "a\nb.jpg", "-f", "jsonl").stdout)
+    assert records[0]["image"] == f"{tmp_path}/a\nb.jpg"

@@ -13,6 +13,15 @@ def printable_path(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+LINE_BREAKERS = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
+def single_line(text: str) -> str:
+    """Text for a one-line message or record: control characters (a newline in a file name)
+    shown as \\n, \\r or \\xNN, so that one item is one line."""
+    return text.translate(LINE_BREAKERS)
+
+
 @dataclass(frozen=True)
 class Pose:
     """One person: score, box (x1, y1, x2, y2), keypoints (K, 3) as x, y, conf, and track ID.

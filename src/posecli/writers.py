@@ -20,7 +20,7 @@ from . import files
 from .errors import ImageError, OutputError, PoseCliError
 from .keypoints import DEFAULT_LABEL
 from .mot import mot_rows
-from .pose import ImageResult, Pose, printable_path
+from .pose import ImageResult, Pose, printable_path, single_line
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco")
 TRACK_FORMATS = (*FORMATS, "mot")
@@ -300,7 +300,7 @@ class TextWriter(Writer):
         else:
             scores = " ".join(f"{p.score:.2f}" for p in result.poses)
             detail = f" (scores {scores})" if scores else ""
-        where = printable_path(result.path)
+        where = single_line(printable_path(result.path))
         if result.frame is not None:
             where += f" frame {result.frame} ({result.time:.3f} s)"
         return [f"{where}: {result.width}x{result.height}, {people}{detail}\n"]

@@ -12,6 +12,7 @@ from typing import TypeVar
 import click
 
 from .. import files
+from ..pose import single_line
 from ..writers import write_stdout
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ class Interrupted(BaseException):
 
 def error(message: str) -> None:
     """One `posecli: error: ...` line on standard error."""
-    click.echo(f"posecli: error: {message}", err=True)
+    click.echo(f"posecli: error: {single_line(message)}", err=True)
 
 
 def echo(text: str) -> None:
@@ -86,7 +87,7 @@ def divert_native_stderr() -> None:
 def info(message: str, quiet: bool) -> None:
     """A status line on standard error unless --quiet."""
     if not quiet:
-        click.echo(message, err=True)
+        click.echo(single_line(message), err=True)
 
 
 def warning(message: str, quiet: bool) -> None:

@@ -11,7 +11,7 @@ import click
 from ..errors import ImageError, OutputError
 from ..keypoints import KeypointSpec
 from ..pipeline import FrameResult, SourceEnd, VideoStart
-from ..pose import printable_path
+from ..pose import printable_path, single_line
 from ..sources import Item
 from ..video_writer import AnnotatedVideo
 
@@ -99,7 +99,7 @@ class FrameProgress:
 
     def begin(self, event: VideoStart) -> None:
         """A video started."""
-        self.name, self.total, self.done = printable_path(event.path), event.frames, 0
+        self.name, self.total, self.done = single_line(printable_path(event.path)), event.frames, 0
         self.start = self.shown = time.perf_counter()
         self.active = True
 
