@@ -156,6 +156,31 @@ def test_save_results_writes_what_loadres_reads(tmp_path):
     again = eval_json("--results", out)
     assert again["keypoints"]["AP50"] > 0
     assert result["images"] == 10
+    same = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", out, "--limit", "10",
+                   "--json")  # fmt: skip
+    assert same.stderr == b"" and json.loads(same.stdout)["keypoints"] == result["keypoints"]
+
+
+def test_a_results_file_saved_with_limit_and_scored_over_all_images_is_a_warning(tmp_path):
+    """The images after its last result count as having no people: say so, and how to score it."""
+    total = len(json.loads(COCO_ANNOTATIONS.read_text())["images"])
+    first = sorted(r["image_id"] for r in ground_truth_as_results())[0]
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps([r for r in ground_truth_as_results() if r["image_id"] == first]))
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", partial)
+    assert proc.returncode == 0
+    covered = sorted(json.loads(COCO_ANNOTATIONS.read_text())["images"], key=lambda i: i["id"])
+    k = [i["id"] for i in covered].index(first) + 1
+    assert proc.stderr.decode() == (
+        f"posecli: warning: {partial}: no results for the last {total - k} of the {total} images "
+        f"by id, which count as having no people; a file saved with --limit {k} is scored with "
+        f"--limit {k}\n"
+    )
+    assert run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", partial, "--limit",
+                   str(k)).stderr == b""  # fmt: skip
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(ground_truth_as_results()))
+    assert run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", whole).stderr == b""
 
 
 def write_annotations(path, edit) -> None:

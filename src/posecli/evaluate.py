@@ -194,6 +194,13 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
     return results
 
 
+def images_after_last_result(results: list[dict], image_ids: list[int]) -> list[int]:
+    """The image ids (of `image_ids`, in id order) after the last one that has a result."""
+    covered = {r["image_id"] for r in results}
+    last = max((i for i, image_id in enumerate(image_ids) if image_id in covered), default=-1)
+    return image_ids[last + 1 :]
+
+
 def score(
     coco: COCO, detections: list[dict], image_ids: list[int], sigmas: np.ndarray
 ) -> dict[str, dict[str, float | None]]:

@@ -14,8 +14,10 @@ from ..errors import OutputError, PoseCliError
 from ..files import write_bytes_atomic
 from ..keypoints import KeypointSpec
 from ..pose import printable_path
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info, with_progress
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info, warning, with_progress
 from .options import build_estimator, conf_option, pipeline_options
+
+TAIL_WARNING = 0.1  # share of the images after the last result that calls for a warning
 
 
 @click.command(name="eval")
@@ -75,7 +77,7 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
     coco = evaluate.load_annotations(annotations)
     if results is not None:
         spec = results_spec(coco, annotations, options["kpt_spec"])
-        print_eval([score_results_file(coco, results, limit, metric, spec)], as_json)
+        print_eval([score_results_file(coco, results, limit, metric, spec, quiet)], as_json)
         return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
@@ -162,12 +164,25 @@ def results_spec(coco, annotations: Path, kpt_spec: str | None) -> KeypointSpec:
 
 
 def score_results_file(coco, results: Path, limit: int | None, metric: str,
-                       spec: KeypointSpec) -> evaluate.EvalResult:  # fmt: skip
+                       spec: KeypointSpec, quiet: bool) -> evaluate.EvalResult:  # fmt: skip
     """Score an existing COCO results file against the annotations (the first `limit` by id)."""
     detections = evaluate.load_results(results, coco)
     image_ids = sorted(coco.getImgIds())[:limit]
+    warn_of_a_missing_tail(results, detections, image_ids, quiet)
     settings = {"results": str(results), "resize": "-"}
     return scored(results.name, settings, coco, detections, image_ids, metric, spec)
+
+
+def warn_of_a_missing_tail(results: Path, detections: list[dict], image_ids: list[int],
+                           quiet: bool) -> None:  # fmt: skip
+    """A warning when the results stop well before the last scored image, as a file saved with
+    --limit K does: the images after it would count as having no people."""
+    tail = evaluate.images_after_last_result(detections, image_ids)
+    if len(tail) >= max(2, TAIL_WARNING * len(image_ids)):
+        covered = len(image_ids) - len(tail)
+        warning(f"{printable_path(str(results))}: no results for the last {len(tail)} of the "
+                f"{len(image_ids)} images by id, which count as having no people; a file saved "
+                f"with --limit {covered} is scored with --limit {covered}", quiet)  # fmt: skip
 
 
 def scored(name, settings, coco, detections, image_ids, metric, spec: KeypointSpec,
