@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posecli import COCO17, PoseEstimator, SpecError, load_spec
+from posecli import COCO17, KeypointSpec, PoseEstimator, SpecError, load_spec
 from posecli.decode import decode_poses
 from posecli.preprocess import Transform
 
@@ -428,3 +428,17 @@ def test_tta_flip_needs_to_know_which_keypoints_swap(derived, tmp_path):
     spec = tmp_path / "k12.yaml"
     spec.write_text("kpt_shape: [12, 3]\nflip_idx: [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 11]\n")
     assert run_cli("infer", BUS, "-m", k12, "--tta", "flip", "--kpt-spec", spec).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [({"flip_idx": (1, 0)}, "flip_idx must be a permutation of 0..16"),
+     ({"skeleton": ((0, 17),)}, r"skeleton pair \[0, 17\] is out of range"),
+     ({"sigmas": np.ones(5)}, "sigmas must be a list of 17 numbers"),
+     ({"names": ("a", "a")}, "unique")],
+)  # fmt: skip
+def test_a_keypoint_spec_built_in_code_is_held_to_a_spec_files_rules(fields, reason):
+    """A short flip_idx gave keypoints hundreds of pixels off under --tta flip, without a word."""
+    spec = KeypointSpec(**{"names": COCO17.names, **fields})
+    with pytest.raises(SpecError, match=reason):
+        PoseEstimator(kpt_spec=spec, tta="flip")

@@ -79,6 +79,24 @@ def test_non_image_arrays_are_refused_with_a_clear_error(estimator):
             estimator.predict(bad)
 
 
+def test_what_is_not_an_array_or_a_list_of_paths_is_refused(estimator):
+    with pytest.raises(TypeError, match="numpy array, got NoneType"):
+        estimator.predict(cv2.imread("no-such-file.jpg"))
+    with pytest.raises(TypeError, match="not one path"):
+        estimator.predict_files(str(BUS))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"conf": 2}, {"conf": float("nan")}, {"conf": "0.5"}, {"iou": -1}, {"iou": float("nan")},
+     {"max_det": 0}, {"max_det": 2.5}, {"max_pixels": 0}, {"threads": -3}],
+)  # fmt: skip
+def test_estimator_options_out_of_range_are_refused_as_the_cli_refuses_them(option):
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        PoseEstimator(**option)
+
+
 def test_input_size_is_read_from_the_model():
     assert PoseEstimator(model="yolov8n-pose-192").input_size == (192, 192)
     assert PoseEstimator(model="yolov8n-pose-320").input_size == (320, 320)

@@ -143,3 +143,6 @@ def test_rejects_bad_parameters():
         KeypointSmoother(min_cutoff=0)
     with pytest.raises(ValueError):
         KeypointSmoother(beta=-1)
+    for nan in ({"min_cutoff": math.nan}, {"beta": math.nan}, {"d_cutoff": math.nan}):
+        with pytest.raises(ValueError, match="NaN"):
+            KeypointSmoother(**nan)

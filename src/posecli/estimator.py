@@ -43,6 +43,16 @@ class Settings:
     interp: str = "linear"
     tta: str = "none"
 
+    def __post_init__(self) -> None:
+        for name in ("conf", "iou"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number from 0 to 1, not {value!r}")
+        for name in ("max_det", "max_pixels", "max_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+
 
 class PoseEstimator:
     """Multi-person pose estimation with a YOLOv8n/YOLO11n-pose TFLite model of any K and N x M.
@@ -84,6 +94,8 @@ class PoseEstimator:
         self.settings = Settings(
             conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes, interp, tta
         )
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}")
         self.threads = threads or default_threads()
         self.delegate = delegate
         self._model = PoseModel(self.model_path, self.threads, delegate)
@@ -134,11 +146,14 @@ class PoseEstimator:
 
         Images are decoded and run in `workers` threads with a model each; at most a few are in
         flight, so memory stays flat for any number of files. `hook(path, image, poses)` runs in
-        the worker with an image's full-resolution pixels; the poses are the same without it.
+        the worker with each image's full-resolution pixels (not for video frames); the poses
+        are the same without it.
         """
+        if isinstance(paths, str | bytes | os.PathLike):
+            raise TypeError("paths must be a list (or other iterable) of paths, not one path")
         events = pipeline.run(self, (str(p) for p in paths), workers=self.worker_count(workers),
                               hook=hook)  # fmt: skip
-        yield from _results(events)
+        return _results(events)
 
     def stream(
         self,
@@ -248,6 +263,8 @@ def _results(events: Iterator[pipeline.Event]) -> Iterator[ImageResult]:
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     """Accept (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 arrays as BGR."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected an image as a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got {image.dtype}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):

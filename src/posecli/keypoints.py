@@ -291,9 +291,25 @@ def for_model(model: Path, rows: int, spec: SpecArgument) -> tuple[KeypointSpec,
 def given_or_beside(model: Path, spec: SpecArgument) -> KeypointSpec | None:
     """The spec given (a file or a KeypointSpec), else the one beside the model, else None."""
     if isinstance(spec, KeypointSpec):
-        return spec
+        return checked(spec)
     path = Path(spec) if spec is not None else beside(model)
     return load_spec(path) if path is not None else None
+
+
+def checked(spec: KeypointSpec) -> KeypointSpec:
+    """A KeypointSpec built in code, held to the rules of a spec file (SpecError if not)."""
+    data = {
+        "keypoints": list(spec.names),
+        "skeleton": [list(pair) for pair in spec.skeleton],
+        "flip_idx": None if spec.flip_idx is None else list(spec.flip_idx),
+        "sigmas": None if spec.sigmas is None else [float(s) for s in spec.sigmas],
+        "kpt_shape": None if spec.dims is None else [spec.count, spec.dims],
+    }
+    try:
+        _parse(data, spec.source)
+    except _Invalid as exc:
+        raise SpecError(f"KeypointSpec ({spec.source}): {exc}") from None
+    return spec
 
 
 def _counted(n: int, noun: str) -> str:

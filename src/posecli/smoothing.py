@@ -44,8 +44,8 @@ class KeypointSmoother:
     def __init__(
         self, min_cutoff: float = MIN_CUTOFF, beta: float = BETA, d_cutoff: float = D_CUTOFF
     ):
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("cutoffs must be positive and beta not negative")
+        if not (min_cutoff > 0 and d_cutoff > 0 and beta >= 0):  # NaN fails too
+            raise ValueError("cutoffs must be positive and beta not negative (and not NaN)")
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self._state: _State | None = None
 
