@@ -534,6 +534,22 @@ def test_copies_that_would_share_a_name_get_their_own(tmp_path):
     assert sorted(p.name for p in saved.iterdir()) == ["a.jpg", "a_1.jpg"]
 
 
+def test_copies_in_their_own_subfolders_keep_their_names(tmp_path):
+    """a/x.jpg and b/x.jpg under -r are saved as a/x.jpg and b/x.jpg (b's was renamed x_1.jpg,
+    which --skip-existing then took for unfinished, and redid)."""
+    for folder in ("a", "b"):
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        shutil.copy(BUS, tmp_path / "photos" / folder / "x.jpg")
+    saved, out = tmp_path / "saved", tmp_path / "out.jsonl"
+    args = ("infer", tmp_path / "photos", "-r", "--save-dir", saved, "-o", out)
+    assert run_cli(*args).returncode == 0
+    assert sorted(str(p.relative_to(saved)) for p in saved.rglob("*.jpg")) == ["a/x.jpg", "b/x.jpg"]
+    again = run_cli(*args, "--skip-existing")
+    summary = again.stderr.decode().splitlines()[-1]
+    assert summary.startswith("0 images, 0 poses, 0 failed, 2 skipped")
+    assert len(out.read_text().splitlines()) == 2
+
+
 @pytest.mark.parametrize("command", ["infer", "track"])
 def test_a_file_given_twice_has_one_copy_under_its_own_name(tmp_path, command):
     saved = tmp_path / "saved"

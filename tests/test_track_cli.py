@@ -22,7 +22,7 @@ from posecli.pose import Pose
 from posecli.tracker import box_iou_matrix
 from posecli.tracking import TrackOptions
 
-from conftest import BUS, SHARED, jsonl_records, run_cli
+from conftest import BUS, SHARED, ZIDANE, jsonl_records, run_cli
 
 PETS = SHARED / "videos" / "pets-vtest.avi"
 PETS_FRAMES = 795
@@ -197,6 +197,9 @@ def test_a_sequence_of_images_is_tracked_like_the_video(clip, frame_folder, tmp_
     boxes = [[p["box"] for p in r["poses"]] for r in records]
     assert boxes == [[p["box"] for p in r["poses"]] for r in video]
     assert sum(map(len, boxes)) > 30
+    poses = sum(map(len, boxes))
+    summary = proc.stderr.decode().splitlines()[-1]
+    assert summary.startswith(f"30 images, {poses} poses, 0 failed in "), summary  # not 0 images
     check_id_colours(tmp_path / "saved", records)
 
 
@@ -271,6 +274,8 @@ def test_mot_refuses_more_than_one_source_and_lone_images(clip, tmp_path):
     out = tmp_path / "out.txt"
     proc = run_cli("track", clip, BUS, "-f", "mot", "-o", out)
     assert proc.returncode == 2 and f"{BUS}: --format mot takes one video" in one_error_line(proc)
+    proc = run_cli("track", "--sequence", BUS, ZIDANE, clip, "-f", "mot", "-o", out)
+    assert proc.returncode == 2 and f"{clip}: --format mot takes one video" in one_error_line(proc)
     proc = run_cli("track", BUS, "-f", "mot", "-o", out)
     assert proc.returncode == 2 and "only as the frames of one --sequence" in one_error_line(proc)
     assert not out.exists()

@@ -165,7 +165,7 @@ def selected_items(inputs: Inputs, shard_index: tuple[int, int] | None, fmt: str
                    check_items: Callable[[list[Item]], None] | None) -> list[Item]:  # fmt: skip
     """The items this run processes: named without clashes, this shard's, no videos for COCO
     (each refusal is added to the inputs' errors), accepted by `check_items`."""
-    items = unique_names(inputs.items, lambda i: annotated_copy(Path(), i).name)
+    items = unique_names(inputs.items, lambda i: str(annotated_copy(Path(), i)))
     if shard_index:
         items = select_shard(items, *shard_index)
     if fmt == "coco":
@@ -228,14 +228,15 @@ def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list
 class Stats:
     """Counts for the closing summary line."""
 
-    def __init__(self) -> None:
+    def __init__(self, videos: set[str]) -> None:
+        self.videos = videos  # the paths whose results are video frames
         self.images = self.frames = self.poses = self.failed = self.unsaved = self.dropped = 0
         self.live = False
         self.start = time.perf_counter()
 
     def add(self, result: ImageResult) -> None:
-        """Count one processed image or video frame."""
-        if result.frame is None:
+        """Count one processed image (alone or a frame of a --sequence) or video frame."""
+        if result.path not in self.videos:
             self.images += 1
         else:
             self.frames += 1
@@ -266,7 +267,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     progress bar is left out when results are printed on the same terminal. `failed` counts the
     sources that failed before the run (they are in every summary).
     """
-    stats = Stats()
+    stats = Stats({i.path for i in items if i.is_video})
     stats.failed = failed
     by_path = {i.path: i for i in items}
     copies = AnnotatedImages(save_dir, by_path, kpt_conf, estimator.keypoint_spec,

@@ -134,8 +134,9 @@ def check_mot_items(items: list[Item], sequence: bool) -> None:
     error naming the second source, before anything is done."""
     videos = [i.path for i in items if i.is_video]
     if videos and len(items) > 1:
+        second = items[1].path if items[0].is_video else videos[0]
         raise PoseCliError(
-            f"{printable_path(items[1].path)}: --format mot takes one video, camera or stream "
+            f"{printable_path(second)}: --format mot takes one video, camera or stream "
             "(or one --sequence of images) per run; nothing was done"
         )
     if items and not videos and not sequence:
