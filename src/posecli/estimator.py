@@ -49,9 +49,13 @@ class Settings:
             if not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number from 0 to 1, not {value!r}")
         for name in ("max_det", "max_pixels", "max_bytes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+            check_count(name, getattr(self, name))
+
+
+def check_count(name: str, value: object) -> None:
+    """ValueError unless `value` is a whole number of at least 1 (a bool is not one)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
 
 
 class PoseEstimator:
@@ -94,8 +98,8 @@ class PoseEstimator:
         self.settings = Settings(
             conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes, interp, tta
         )
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a whole number of at least 1, not {threads!r}")
+        if threads is not None:
+            check_count("threads", threads)
         self.threads = threads or default_threads()
         self.delegate = delegate
         self._model = PoseModel(self.model_path, self.threads, delegate)
