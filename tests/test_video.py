@@ -367,19 +367,21 @@ def test_url_that_never_answers_times_out_with_one_line(name):
 
 
 class Server:
-    """An HTTP server on 127.0.0.1 in a thread: files from a folder, /live.mjpg, an MJPEG
-    stream of `frames` JPEGs that then stops, and /garbage.mjpg, 3 JPEGs then undecodable
-    ones until the client goes."""
+    """An HTTP server on 127.0.0.1 in a thread: files from a folder; MJPEG streams:
+    /live.mjpg, `frames` JPEGs 10 ms apart that then stop, /slow.mjpg, 15 JPEGs at 10 fps,
+    /endless.mjpg, JPEGs at 10 fps until the client goes; and /garbage.mjpg, 3 JPEGs then
+    undecodable ones until the client goes."""
 
     def __init__(self, folder: Path, jpeg: bytes, frames: int):
-        server = self
+        streams = {"/live.mjpg": (frames, 0.01), "/slow.mjpg": (15, 0.1),
+                   "/endless.mjpg": (None, 0.1)}  # fmt: skip
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, directory=str(folder), **kwargs)
 
             def do_GET(self):
-                if self.path not in ("/live.mjpg", "/garbage.mjpg"):
+                if self.path not in (*streams, "/garbage.mjpg"):
                     return super().do_GET()
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
@@ -387,9 +389,11 @@ class Server:
                 head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                 if self.path == "/garbage.mjpg":
                     return self.send_garbage(head)
-                for _ in range(server.frames):
-                    self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
-                    time.sleep(0.01)
+                count, interval = streams[self.path]
+                with contextlib.suppress(OSError):
+                    for _ in range(count) if count else itertools.count():
+                        self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
+                        time.sleep(interval)
 
             def send_garbage(self, head: bytes) -> None:
                 noise = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
@@ -402,7 +406,6 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.frames = frames
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -455,6 +458,16 @@ def test_mjpeg_stream_that_stops_keeps_its_frames(server):
     assert all(len(r["poses"]) >= 3 for r in records)
     assert one_error_line(proc).startswith(f"posecli: error: {url}: stream stopped after 15 frames")
     assert "0 frames dropped" in proc.stderr.decode()
+
+
+def test_mjpeg_stream_frames_are_timed_on_arrival(server):
+    """MJPEG has no timestamps: a 10 fps stream's frames are 0.1 s apart, as they arrive,
+    not at FFmpeg's guess of 25 fps."""
+    proc = run_cli("infer", f"{server.url}/slow.mjpg", "--every-frame", "-f", "jsonl")
+    times = [r["time"] for r in jsonl_records(proc.stdout) if "time" in r]
+    assert len(times) == 15
+    assert 0.08 < float(np.median(np.diff(times))) < 0.12
+    assert 1.2 < times[-1] - times[0] < 2.0
 
 
 def test_live_stream_drops_frames_while_inference_is_behind(server):

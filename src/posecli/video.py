@@ -176,10 +176,16 @@ class VideoSource:
             rate = self.stream.guessed_rate or rate
         return Fraction(rate) if rate else Fraction(25)
 
+    @property
+    def timed_on_arrival(self) -> bool:
+        """True for live streams in a format without timestamps (MJPEG over HTTP), whose frames
+        are timed when they arrive, as cameras read with OpenCV are (not at a guessed rate)."""
+        return self.live and bool(self.container.format.flags & NO_TIMESTAMPS)
+
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
         """Every `stride`th frame as full-size BGR, upright (turned as the display matrix says,
         which phones set); once the first is decoded, `width` and `height` are upright too."""
-        clock = _Clock(float(self.fps))
+        clock = _ArrivalClock() if self.timed_on_arrival else _Clock(float(self.fps))
         for index, frame in enumerate(self._decoded()):
             time = clock(frame)
             self.decoded_until = time + 1 / float(self.fps)
@@ -240,6 +246,16 @@ class _Clock:
             self.steps += 1
         self.last = round(self.anchor + self.steps / self.fps, 6)
         return self.last
+
+
+class _ArrivalClock:
+    """Frame times in seconds since the clock was made: when each frame arrived."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, _frame: av.VideoFrame | None = None) -> float:
+        return round(time.monotonic() - self.start, 6)
 
 
 def quarter_turns(frame: av.VideoFrame) -> int:
@@ -313,13 +329,13 @@ class CameraSource:
 
     def frames(self, stride: int = 1) -> Iterator[DecodedFrame]:
         """Every `stride`th frame as full-size BGR."""
-        start, index = time.monotonic(), 0
+        clock, index = _ArrivalClock(), 0
         while True:
             ok, bgr = self.capture.read()
             if not ok:
                 raise VideoError("camera stopped giving frames")
             if index % stride == 0:
-                yield DecodedFrame(index, round(time.monotonic() - start, 6), bgr)
+                yield DecodedFrame(index, clock(), bgr)
             index += 1
 
     def close(self) -> None:
