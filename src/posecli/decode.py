@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .pose import Pose
+from .pose import People, Pose
 from .preprocess import Transform
 
 # What a model with 2 values per keypoint (x, y) reports as each keypoint's confidence.
@@ -45,11 +45,52 @@ def candidates(output: np.ndarray, conf: float) -> np.ndarray:
 def keypoint_triples(values: np.ndarray, dims: int) -> np.ndarray:
     """(N, K*D) keypoint values to (N, K, 3) x, y, conf; NaN becomes 0 and infinity the largest
     float32; D = 2 gets NO_CONFIDENCE."""
-    kpts = values.reshape(len(values), -1, dims)
+    kpts = values.reshape(len(values), values.shape[1] // dims, dims)
     kpts = np.nan_to_num(kpts, posinf=FLOAT32_MAX, neginf=-FLOAT32_MAX)
     if dims == 3:
         return kpts
     return np.concatenate((kpts, np.full((*kpts.shape[:2], 1), NO_CONFIDENCE)), axis=2)
+
+
+def decode_people(
+    output: np.ndarray,
+    size: tuple[int, int],
+    transform: Transform,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 100,
+    dims: int = 3,
+) -> People:
+    """The people a (width, height) = size model found, D values a keypoint, through NMS and
+    mapped to image pixels (not yet clipped to the image).
+
+    Coordinates in the output are normalised: x by the input width, y by its height.
+    """
+    rows = candidates(output, conf)
+    scale = np.array(size, dtype=np.float64)
+    cxcy, half_wh = rows[:, 0:2] * scale, np.abs(rows[:, 2:4]) * scale / 2
+    boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
+    keep = nms(boxes, rows[:, 4], iou, max_det)
+    rows, boxes = rows[keep], boxes[keep]
+    boxes = transform.inverse_points(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+    kpts = keypoint_triples(rows[:, 5:], dims)
+    kpts[..., :2] = transform.inverse_points(kpts[..., :2] * scale)
+    return People(boxes, rows[:, 4], kpts)
+
+
+def to_poses(people: People, image_size: tuple[int, int]) -> list[Pose]:
+    """Poses from people in image pixels: boxes and keypoints clipped to the (width, height)
+    image, scores and confidences to 0..1."""
+    limit = np.array(image_size, dtype=np.float64)
+    boxes = np.clip(people.boxes.reshape(-1, 2, 2), 0, limit).reshape(-1, 4)
+    kpts = people.keypoints.copy()
+    kpts[..., :2] = np.clip(kpts[..., :2], 0, limit)
+    kpts[..., 2] = np.clip(kpts[..., 2], 0, 1)
+    scores = np.clip(people.scores, 0, 1)
+    return [
+        Pose(float(s), b.astype(np.float32), k.astype(np.float32))
+        for s, b, k in zip(scores, boxes, kpts, strict=True)
+    ]
 
 
 def decode_poses(
@@ -62,25 +103,6 @@ def decode_poses(
     max_det: int = 100,
     dims: int = 3,
 ) -> list[Pose]:
-    """Decode the output of a (width, height) = size model, D values a keypoint, to image pixels.
-
-    Coordinates in the output are normalised: x by the input width, y by its height.
-    """
-    rows = candidates(output, conf)
-    if not len(rows):
-        return []
-    scale = np.array(size, dtype=np.float64)
-    cxcy, half_wh = rows[:, 0:2] * scale, np.abs(rows[:, 2:4]) * scale / 2
-    boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
-    keep = nms(boxes, rows[:, 4], iou, max_det)
-    rows, boxes = rows[keep], boxes[keep]
-    limit = np.array(image_size, dtype=np.float64)
-    boxes = np.clip(transform.inverse_points(boxes.reshape(-1, 2, 2)), 0, limit).reshape(-1, 4)
-    kpts = keypoint_triples(rows[:, 5:], dims)
-    kpts[..., :2] = np.clip(transform.inverse_points(kpts[..., :2] * scale), 0, limit)
-    kpts[..., 2] = np.clip(kpts[..., 2], 0, 1)
-    scores = np.clip(rows[:, 4], 0, 1)
-    return [
-        Pose(float(s), b.astype(np.float32), k.astype(np.float32))
-        for s, b, k in zip(scores, boxes, kpts, strict=True)
-    ]
+    """Decode the output of a (width, height) = size model, D values a keypoint, to poses in
+    the pixels of a (width, height) = image_size image."""
+    return to_poses(decode_people(output, size, transform, conf, iou, max_det, dims), image_size)

@@ -9,12 +9,12 @@ from functools import partial
 
 import numpy as np
 
-from . import images, keypoints, models, pipeline, video
+from . import images, keypoints, models, pipeline, tiles, video
 from .camera_motion import grey_thumbnail
-from .decode import decode_poses
+from .decode import decode_people, decode_poses, to_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
-from .pose import ImageResult, Pose
+from .pose import ImageResult, People, Pose
 from .preprocess import (
     INTERPOLATIONS,
     RESIZE_MODES,
@@ -42,14 +42,17 @@ class Settings:
     max_bytes: int = images.DEFAULT_MAX_BYTES
     interp: str = "linear"
     tta: str = "none"
+    tile: int | str | None = None
+    tile_overlap: float = tiles.DEFAULT_OVERLAP
 
     def __post_init__(self) -> None:
-        for name in ("conf", "iou"):
+        for name, high in (("conf", 1), ("iou", 1), ("tile_overlap", tiles.MAX_OVERLAP)):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a number from 0 to 1, not {value!r}")
+            if not isinstance(value, int | float) or not 0 <= value <= high:
+                raise ValueError(f"{name} must be a number from 0 to {high}, not {value!r}")
         for name in ("max_det", "max_pixels", "max_bytes"):
             check_count(name, getattr(self, name))
+        tiles.check_tile(self.tile)
 
 
 def check_count(name: str, value: object) -> None:
@@ -88,6 +91,8 @@ class PoseEstimator:
         interp: str = "linear",
         tta: str = "none",
         kpt_spec: str | os.PathLike | KeypointSpec | None = None,
+        tile: int | str | None = None,
+        tile_overlap: float = tiles.DEFAULT_OVERLAP,
     ):
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
                                      ("interp", interp, INTERPOLATIONS),
@@ -95,9 +100,8 @@ class PoseEstimator:
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
         self.model_path, self.spec = models.resolve(model)
-        self.settings = Settings(
-            conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes, interp, tta
-        )
+        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode,
+                                 max_bytes, interp, tta, tile, tile_overlap)  # fmt: skip
         if threads is not None:
             check_count("threads", threads)
         self.threads = threads or default_threads()
@@ -191,6 +195,9 @@ class PoseEstimator:
         reduce = None
         if self.settings.reduced_decode and not full:
             reduce = partial(max_reduction, size=self.input_size, mode=self.settings.resize)
+            if self.settings.tile is not None:
+                reduce = partial(tiles.max_reduction, whole=reduce, tile=self.settings.tile,
+                                 input_size=self.input_size)  # fmt: skip
         if isinstance(source, str) and video.is_url(source):
             source = self.fetch(source)
         if isinstance(source, bytes):
@@ -231,9 +238,45 @@ class PoseEstimator:
                             s.max_det, self.keypoint_dims)  # fmt: skip
 
     def predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
-        """Preprocess, invoke and decode one decoded image."""
-        rgb, transform = self.preprocess(loaded)
-        return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
+        """Preprocess, invoke and decode one decoded image (and its tiles, with `tile`)."""
+        if self.settings.tile is None:
+            rgb, transform = self.preprocess(loaded)
+            return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
+        return self._predict_tiled(model, loaded)
+
+    def tile_regions(self, width: int, height: int) -> np.ndarray:
+        """(T, 4) x1 y1 x2 y2 of the tiles of a width x height image (none without `tile`)."""
+        s = self.settings
+        if s.tile is None:
+            return np.zeros((0, 4), np.int64)
+        side = tiles.tile_side(s.tile, width, height, self.input_size)
+        return tiles.tile_regions(width, height, side, s.tile_overlap)
+
+    def _predict_tiled(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
+        """The whole image and each tile run as an image, their people merged (tiles.merge)."""
+        size = (loaded.width, loaded.height)
+        whole = np.array([[0, 0, *size]])
+        regions = np.concatenate((whole, self.tile_regions(*size)))
+        runs = [self._detect_region(model, loaded, region) for region in regions]
+        cut = [tiles.cut_by_inner_edge(people.boxes, region, *size)
+               for people, region in zip(runs, regions, strict=True)]  # fmt: skip
+        return to_poses(tiles.merge(runs, cut, self.settings.max_det), size)
+
+    def _detect_region(
+        self, model: PoseModel, loaded: images.LoadedImage, region: np.ndarray
+    ) -> People:
+        """The people in one x1 y1 x2 y2 region of the original image, in its pixels."""
+        r = loaded.reduction
+        height, width = loaded.bgr.shape[:2]
+        x1, y1 = round(region[0] / r), round(region[1] / r)
+        x2 = width if region[2] >= loaded.width else round(region[2] / r)
+        y2 = height if region[3] >= loaded.height else round(region[3] / r)
+        s = self.settings
+        rgb, t = to_model_input(loaded.bgr[y1:y2, x1:x2], self.input_size, s.resize, s.interp)
+        transform = Transform(t.scale_x / r, t.scale_y / r, t.pad_x - x1 * t.scale_x,
+                              t.pad_y - y1 * t.scale_y)  # fmt: skip
+        return decode_people(self.run(rgb, model), self.input_size, transform, s.conf, s.iou,
+                             s.max_det, self.keypoint_dims)  # fmt: skip
 
     def process_file(
         self, model: PoseModel, hook: ImageHook | None, path: str,

@@ -23,6 +23,29 @@ def single_line(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class People:
+    """Detections as arrays, in image pixels: boxes (N, 4) x1 y1 x2 y2, scores (N,), keypoints
+    (N, K, 3), all float64, best first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def take(self, index: np.ndarray) -> People:
+        """The people at `index`, in its order."""
+        return People(self.boxes[index], self.scores[index], self.keypoints[index])
+
+    @staticmethod
+    def concat(parts: list[People]) -> People:
+        """All parts' people, in order."""
+        return People(*(np.concatenate([getattr(p, f) for p in parts])
+                        for f in ("boxes", "scores", "keypoints")))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Pose:
     """One person: score, box (x1, y1, x2, y2), keypoints (K, 3) as x, y, conf, and track ID.
 

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from .. import images, models
+from .. import images, models, tiles
 from ..estimator import PoseEstimator
 from ..preprocess import INTERPOLATIONS, RESIZE_MODES
 from ..tta import TTA_MODES
@@ -21,6 +21,21 @@ class Number(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(number, param, ctx)
+
+
+class TileSize(click.ParamType):
+    """--tile: 'auto' or a whole number of pixels, at least tiles.MIN_TILE."""
+
+    name = "tile"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or str(value).lower() == "auto":
+            return "auto" if isinstance(value, str) else value
+        try:
+            return click.IntRange(tiles.MIN_TILE).convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{value!r} is not 'auto' or a whole number of pixels from "
+                      f"{tiles.MIN_TILE} up.", param, ctx)  # fmt: skip
 
 
 def apply_options(options: list, func):
@@ -71,6 +86,12 @@ def pipeline_options(func):
                      show_default=True, help="Refuse image files larger than this."),
         click.option("--full-decode", is_flag=True,
                      help="Always decode JPEGs at full size (no reduced-scale decoding)."),
+        click.option("--tile", type=TileSize(), default=None, metavar="PX|auto",
+                     help="Also run overlapping PX x PX tiles of each image and merge, to find "
+                          "small people ('auto': a third of the shorter side)."),
+        click.option("--tile-overlap", type=Number(0, tiles.MAX_OVERLAP),
+                     default=tiles.DEFAULT_OVERLAP, show_default=True,
+                     help="--tile: the least share of a tile its neighbours overlap."),
         kpt_spec_option,
     ], func)  # fmt: skip
 
@@ -89,12 +110,13 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
 
 
 def build_estimator(model, conf, iou, max_det, threads, delegate, resize, interp, tta,
-                    max_pixels, max_bytes, full_decode, kpt_spec=None,
+                    max_pixels, max_bytes, full_decode, tile=None,
+                    tile_overlap=tiles.DEFAULT_OVERLAP, kpt_spec=None,
                     imgsz=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
         reduced_decode=not full_decode, max_bytes=max_bytes, interp=interp, tta=tta,
-        kpt_spec=kpt_spec,
+        kpt_spec=kpt_spec, tile=tile, tile_overlap=tile_overlap,
     )  # fmt: skip
