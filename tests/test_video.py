@@ -509,6 +509,68 @@ def test_interrupted_video_keeps_records_and_leaves_no_partial_copy(tmp_path, si
     assert list(saved.iterdir()) == []
 
 
+def start_infer(*args) -> subprocess.Popen:
+    """posecli infer ARGS in the background, its standard error kept."""
+    command = [sys.executable, "-m", "posecli", "infer", *map(str, args)]
+    return subprocess.Popen(command, stderr=subprocess.PIPE)
+
+
+def wait_for_records(path: Path, count: int, source: str | None = None) -> None:
+    """Wait until a jsonl file has `count` records (of `source` if given)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if sum(source is None or json.loads(line)["image"] == source for line in lines) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never had {count} records")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_ends_a_live_stream_and_keeps_its_annotated_copy(server, tmp_path, sig):
+    """A camera or stream ends only by Ctrl-C: it ends as a stream that stops, exit 0."""
+    out, saved = tmp_path / "live.jsonl", tmp_path / "live"
+    proc = start_infer(f"{server.url}/endless.mjpg", "-o", out, "--save-dir", saved)
+    wait_for_records(out, 8)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == sorted({r["frame"] for r in records})
+    assert [p.name for p in saved.iterdir()] == ["endless.mp4"]
+    assert video_info(saved / "endless.mp4")[0] == len(records)
+    summary = err.decode().splitlines()[-1]
+    assert summary.startswith(f"0 images, {len(records)} frames, ") and "interrupted" not in summary
+
+
+def test_a_second_ctrl_c_interrupts_and_a_file_video_keeps_no_copy(server, tmp_path):
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    url = f"{server.url}/endless.mjpg"
+    proc = start_infer(url, PETS, "-o", out, "--save-dir", saved)
+    wait_for_records(out, 5)
+    proc.send_signal(signal.SIGINT)  # ends the stream; the video comes next
+    wait_for_records(out, 10, str(PETS))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.decode().endswith("posecli: error: interrupted\n")
+    assert [p.name for p in saved.iterdir()] == ["endless.mp4"]
+    streamed = sum(json.loads(line)["image"] == url for line in out.read_text().splitlines())
+    assert video_info(saved / "endless.mp4")[0] == streamed
+
+
+def test_a_second_signal_while_a_live_stream_ends_interrupts(server, tmp_path):
+    """A second signal while the stream is ending aborts it: no copy. (Two Ctrl-Cs sent at
+    once are one signal to the kernel: SIGTERM is the second one here.)"""
+    out, saved = tmp_path / "out.jsonl", tmp_path / "saved"
+    proc = start_infer(f"{server.url}/endless.mjpg", "-o", out, "--save-dir", saved)
+    wait_for_records(out, 5)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 143) and b"interrupted" in err and b"Traceback" not in err
+    assert list(saved.iterdir()) == []
+
+
 def test_skip_existing_resumes_a_folder_of_videos(pan_clip, tmp_path):
     folder = tmp_path / "videos"
     folder.mkdir()

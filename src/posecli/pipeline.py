@@ -106,14 +106,35 @@ Event = VideoStart | FrameResult | SourceEnd
 _Task = _ImageTask | _FrameTask | VideoStart | SourceEnd
 
 
+class LiveStop:
+    """Ends the live source being read (a camera, a stream) as a stream that stops, on request
+    (the CLI's first Ctrl-C): its frames so far are processed, and its end has no error.
+
+    `request` only sets flags, so a signal handler may call it.
+    """
+
+    def __init__(self) -> None:
+        self.reading: _FrameQueue | None = None
+
+    def request(self) -> bool:
+        """End the live source being read; False when none is, or it is already ending."""
+        frames = self.reading
+        if frames is None or frames.ended:
+            return False
+        frames.ended = True
+        return True
+
+
 def run(
     estimator: PoseEstimator,
     sources: Iterable[str],
     options: StreamOptions = StreamOptions(),
     workers: int = 1,
     hook: ImageHook | None = None,
+    live_stop: LiveStop | None = None,
 ) -> Iterator[Event]:
-    """Events for every source in order; `hook(path, bgr, poses)` runs in a worker per image."""
+    """Events for every source in order; `hook(path, bgr, poses)` runs in a worker per image;
+    `live_stop` can end live sources early."""
     idle: queue.SimpleQueue[PoseModel] = queue.SimpleQueue()
     for model in estimator.worker_models(workers):
         idle.put(model)
@@ -133,7 +154,7 @@ def run(
         finally:
             idle.put(model)
 
-    tasks = _tasks(estimator, sources, options, stop)
+    tasks = _tasks(estimator, sources, options, stop, live_stop or LiveStop())
     try:
         yield from ordered_map(work, tasks, workers, window=QUEUED_FRAMES * workers)
     finally:
@@ -141,36 +162,51 @@ def run(
 
 
 def _tasks(
-    estimator: PoseEstimator, sources: Iterable[str], options: StreamOptions, stop: threading.Event
+    estimator: PoseEstimator,
+    sources: Iterable[str],
+    options: StreamOptions,
+    stop: threading.Event,
+    live_stop: LiveStop,
 ) -> Iterator[_Task]:
     """Work items for every source: one per image, a start, frames and an end per video."""
     for path in sources:
         if is_video_source(path):
-            yield from _video_tasks(estimator, path, options, stop)
+            yield from _video_tasks(estimator, path, options, stop, live_stop)
         else:
             yield _ImageTask(path)
 
 
 def _video_tasks(
-    estimator: PoseEstimator, path: str, options: StreamOptions, stop: threading.Event
+    estimator: PoseEstimator,
+    path: str,
+    options: StreamOptions,
+    stop: threading.Event,
+    live_stop: LiveStop,
 ) -> Iterator[_Task]:
-    """One video's start, frames and end, decoded ahead in a thread of its own."""
+    """One video's start, frames and end, decoded ahead in a thread of its own. A live source
+    ended by `live_stop` ends without waiting for its decoder (it may be in a slow read)."""
     frames = _FrameQueue(QUEUED_FRAMES, stop)
     thread = threading.Thread(
         target=_decode_video, args=(estimator, path, options, frames), daemon=True,
         name="posecli-decode",
     )  # fmt: skip
     thread.start()
+    taken = 0
     try:
-        while True:
-            item = frames.get()
+        while (item := frames.get()) is not None:
             if isinstance(item, SourceEnd):
                 yield replace(item, dropped=frames.dropped)
                 return
+            if isinstance(item, VideoStart) and item.live:
+                live_stop.reading = frames
+            taken += isinstance(item, _FrameTask)
             yield item
+        yield SourceEnd(path, taken + frames.dropped, frames.dropped)
     finally:
+        live_stop.reading = None
         frames.close()
-        thread.join()
+        if not frames.ended:
+            thread.join()
 
 
 def _decode_video(
@@ -255,14 +291,15 @@ class _FrameQueue:
     """Decoded frames handed from a decode thread to the pipeline, a few at a time.
 
     `put(..., drop_stale=True)` (live sources) replaces queued frames instead of waiting, counting
-    each one dropped; start and end events are never dropped. `close` releases a waiting decoder.
+    each one dropped; start and end events are never dropped. `close` releases a waiting decoder;
+    so does setting `ended` (a live source ended on request), seen within 0.1 s without a lock.
     """
 
     def __init__(self, size: int, stop: threading.Event):
         self.items: deque = deque()
         self.size = size
         self.stop = stop
-        self.closed = False
+        self.closed = self.ended = False
         self.dropped = 0
         self.cond = threading.Condition()
 
@@ -282,9 +319,12 @@ class _FrameQueue:
             return True
 
     def get(self):
-        """The next item, waiting for the decoder (in short steps, so Ctrl-C is seen)."""
+        """The next item, waiting for the decoder (in short steps, so Ctrl-C is seen); None once
+        the source is `ended` and the frames queued before are taken."""
         with self.cond:
             while not self.items:
+                if self.ended:
+                    return None
                 self.cond.wait(0.1)
             item = self.items.popleft()
             self.cond.notify_all()
@@ -297,7 +337,7 @@ class _FrameQueue:
             self.cond.notify_all()
 
     def _gone(self) -> bool:
-        return self.closed or self.stop.is_set()
+        return self.closed or self.ended or self.stop.is_set()
 
 
 def fetch_url(url: str, timeout: float, limit: int) -> bytes:

@@ -20,6 +20,7 @@ from ..pipeline import FrameResult, StreamOptions, VideoStart
 from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Inputs, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, Writer, make_writer
+from . import interrupts
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
 from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
 from .options import (
@@ -259,7 +260,8 @@ class Stats:
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
               stream: StreamOptions, stage: Stage | None = None,
               failed: int = 0) -> Stats:  # fmt: skip
-    """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe.
+    """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe:
+    the first one while a live source is read ends that source as a stream that stops.
 
     Each video's frames come in order between its VideoStart and SourceEnd: the place for
     per-video state (its annotated copy). `stage` maps the events before they are written, so
@@ -273,7 +275,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     copies = AnnotatedImages(save_dir, by_path, kpt_conf, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip
     workers = estimator.worker_count(None)
-    events = pipeline.run(estimator, [i.path for i in items], stream, workers, copies.hook)
+    live = pipeline.LiveStop()
+    events = pipeline.run(estimator, [i.path for i in items], stream, workers, copies.hook, live)
     if stage is not None:
         events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
@@ -282,10 +285,11 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     images_only = [i for i in items if not i.is_video]
     no_bar = quiet or on_terminal or len(images_only) < len(items)
     try:
-        for event in with_progress(events, len(images_only), no_bar):
-            handle_event(event, writer, stats, videos, progress)
-            if isinstance(event, FrameResult):
-                report_unsaved(stats, copies.finish(event.result))
+        with interrupts.ending_live_sources(live.request):
+            for event in with_progress(events, len(images_only), no_bar):
+                handle_event(event, writer, stats, videos, progress)
+                if isinstance(event, FrameResult):
+                    report_unsaved(stats, copies.finish(event.result))
         writer.close()
     except BaseException as exc:  # a closed pipe or a bug too: no partial file under a final name
         progress.end()
