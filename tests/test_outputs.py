@@ -225,6 +225,24 @@ def test_interrupted_text_output_leaves_the_old_file(tmp_path, args):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv", "coco", "text", "jsonl", "stdout"])
+def test_an_interrupted_summary_says_whether_the_results_were_written(tmp_path, fmt):
+    """Only a jsonl -o or standard output has the finished images after Ctrl-C."""
+    saved = tmp_path / "saved"
+    args = ["-f", "json"] if fmt == "stdout" else ["-f", fmt, "-o", tmp_path / f"out.{fmt}"]
+    proc = start_long_run("--save-dir", saved, *args)
+    while len(list(saved.glob("*.jpg"))) < 10 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    summary = err.decode().splitlines()[-2]  # then "posecli: error: interrupted"
+    written = fmt in ("jsonl", "stdout")
+    note = "interrupted" if written else "results not written (interrupted; jsonl keeps " \
+        "finished images)"  # fmt: skip
+    assert summary.endswith(f", {note}"), summary
+
+
 # 8: every output problem is one line, exit 74, no temp file
 
 

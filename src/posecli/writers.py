@@ -47,6 +47,12 @@ class Sink:
         self._wrote = False
 
     @property
+    def replaced_at_commit(self) -> bool:
+        """True while results go to a temporary file that replaces the destination at commit
+        (a regular file, not jsonl): nothing reaches it before."""
+        return self._tmp is not None
+
+    @property
     def is_file(self) -> bool:
         """True when writing to a named file rather than standard output."""
         return self.path is not None

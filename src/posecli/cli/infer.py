@@ -37,6 +37,7 @@ SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv"
                   ".txt": "text"}  # fmt: skip
 Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
 StageFactory = Callable[[PoseEstimator], Stage]
+NOT_WRITTEN = ", results not written (interrupted; jsonl keeps finished images)"
 MEDIA_SUFFIXES = IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS | {".gif", ".avif", ".heic"}
 
 
@@ -294,10 +295,11 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     except BaseException as exc:  # a closed pipe or a bug too: no partial file under a final name
         progress.end()
         videos.abort()
+        unwritten = writer.sink.replaced_at_commit
         writer.sink.abort()
         if isinstance(exc, (KeyboardInterrupt, Interrupted)):
             writer.end_interrupted()
-            info(stats.summary() + ", interrupted", quiet)
+            info(stats.summary() + (NOT_WRITTEN if unwritten else ", interrupted"), quiet)
         elif isinstance(exc, OutputError):
             info(stats.summary() + ", stopped: the output cannot be written", quiet)
         raise
