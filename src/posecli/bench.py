@@ -41,6 +41,7 @@ class BenchReport:
     invoke_only_ips: float
     end_to_end_cpu_ms: float
     skipped: tuple[tuple[str, str], ...] = ()  # (image, reason) of those that failed to run
+    runs_per_image: float = 1.0  # model runs: the whole image, plus its tiles with --tile
 
     @property
     def ratio(self) -> float:
@@ -56,6 +57,9 @@ class BenchReport:
         width, height = self.input_size
         lines = [f"model {self.model} (input {height} x {width}), "
                  f"{self.images} images, {self.threads} threads"]  # fmt: skip
+        if self.runs_per_image != 1:
+            lines.append(f"  {'tiles':<14}{self.runs_per_image - 1:8.1f} per image (and the "
+                         "whole image: stages and invoke-only count every run)")  # fmt: skip
         lines += [f"  {stage:<14}{ms:8.2f} ms/image" for stage, ms in self.stage_ms.items()]
         lines += [
             f"  {'end-to-end':<14}{self.end_to_end_ips:8.1f} images/s (pipelined infer, "
@@ -81,14 +85,14 @@ def synthetic_image(folder: Path) -> Path:
 
 def readable_images(
     estimator: PoseEstimator, paths: list[Path]
-) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Run each image once (which also warms up): those that run, and the others' names and
-    reasons; ImageError if none runs."""
+) -> tuple[list[ImageResult], list[tuple[str, str]]]:
+    """Run each image once (which also warms up): the results of those that run, and the
+    others' names and reasons; ImageError if none runs."""
     good, failed = [], []
     for path in paths:
         result = estimator.predict_file(path)
         if result.ok:
-            good.append(path)
+            good.append(result)
         else:
             failed.append((printable_path(str(path)), result.error or "failed"))
     if not good:
@@ -106,11 +110,12 @@ def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
         marks = [time.perf_counter()]
         loaded = estimator.load(path)
         marks.append(time.perf_counter())
-        rgb, transform = estimator.preprocess(loaded)
+        inputs = estimator.model_inputs(loaded)
         marks.append(time.perf_counter())
-        output = estimator.run(rgb)
+        outputs = [estimator.run(rgb) for rgb, _ in inputs]
         marks.append(time.perf_counter())
-        poses = estimator.decode(output, transform, loaded.width, loaded.height)
+        poses = estimator.decode_runs(outputs, [t for _, t in inputs], loaded.width,
+                                      loaded.height)  # fmt: skip
         marks.append(time.perf_counter())
         writer.write(ImageResult(path, loaded.width, loaded.height, poses))
         marks.append(time.perf_counter())
@@ -132,15 +137,21 @@ def end_to_end(estimator: PoseEstimator, paths: list[str]) -> tuple[float, float
     return len(paths) / wall, cpu * 1000 / len(paths)
 
 
-def invoke_only_ips(estimator: PoseEstimator, count: int) -> float:
-    """Images/s of the interpreter alone on one prepared input."""
+def invoke_only_ips(estimator: PoseEstimator, count: int, runs: float = 1.0) -> float:
+    """Images/s of the interpreter alone on one prepared input, `runs` invokes an image."""
     width, height = estimator.input_size
     rgb = np.full((height, width, 3), 114, np.uint8)
     estimator.run(rgb)
+    invokes = round(count * runs)
     start = time.perf_counter()
-    for _ in range(count):
+    for _ in range(invokes):
         estimator.run(rgb)
     return count / (time.perf_counter() - start)
+
+
+def mean_runs(estimator: PoseEstimator, images: list[ImageResult]) -> float:
+    """Model runs per image (the whole image and its tiles), averaged over the images."""
+    return float(np.mean([len(estimator.regions(r.width, r.height)) for r in images]))
 
 
 def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> BenchReport:
@@ -152,21 +163,23 @@ def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> Benc
     with tempfile.TemporaryDirectory(prefix="posecli-bench-") as tmp:
         chosen = (images or [synthetic_image(Path(tmp))])[:count]
         sources, skipped = readable_images(estimator, chosen)
-        paths = [str(p) for p in islice(cycle(sources), count)]
+        paths = [r.path for r in islice(cycle(sources), count)]
+        runs = mean_runs(estimator, list(islice(cycle(sources), count)))
         stages = stage_times(estimator, paths)
-        rounds = [(*end_to_end(estimator, paths), invoke_only_ips(estimator, count))
+        rounds = [(*end_to_end(estimator, paths), invoke_only_ips(estimator, count, runs))
                   for _ in range(ROUNDS)]  # fmt: skip
     e2e, cpu_ms, invoke = (float(v) for v in np.median(rounds, axis=0))
     return BenchReport(estimator.model_name, estimator.input_size, count, estimator.threads,
                        stages, round(e2e, 1), round(invoke, 1), round(cpu_ms, 2),
-                       tuple(skipped))  # fmt: skip
+                       tuple(skipped), round(runs, 2))  # fmt: skip
 
 
 @dataclass(frozen=True)
 class VideoBenchReport:
     """Frames/s of the frame pipeline on one video against its CPU-bound ceiling.
 
-    The ceiling is cores / (decode CPU ms + 1-thread invoke CPU ms per frame), each measured alone.
+    The ceiling is cores / (decode CPU ms + 1-thread invoke CPU ms per frame), each measured alone;
+    with --tile a frame's invoke time is that of all its runs (the whole frame and its tiles).
     """
 
     video: str
@@ -175,6 +188,7 @@ class VideoBenchReport:
     decode_cpu_ms: float
     invoke_cpu_ms: float
     end_to_end_fps: float
+    runs_per_frame: int = 1
 
     @property
     def ceiling_fps(self) -> float:
@@ -193,30 +207,33 @@ class VideoBenchReport:
 
     def table(self) -> str:
         """Human-readable report."""
+        runs = f", {self.runs_per_frame} runs: the frame and its tiles"
         return "\n".join([
             f"video {self.video}, {self.frames} frames, {self.cores} cores",
             f"  {'decode':<14}{self.decode_cpu_ms:8.2f} ms CPU/frame (decode, convert, letterbox)",
-            f"  {'invoke':<14}{self.invoke_cpu_ms:8.2f} ms CPU/frame (1-thread interpreter)",
+            f"  {'invoke':<14}{self.invoke_cpu_ms:8.2f} ms CPU/frame (1-thread interpreter"
+            f"{runs if self.runs_per_frame > 1 else ''})",
             f"  {'ceiling':<14}{self.ceiling_fps:8.1f} frames/s",
             f"  {'end-to-end':<14}{self.end_to_end_fps:8.1f} frames/s (jsonl to /dev/null)",
             f"  {'ratio':<14}{self.ratio:8.2f}",
         ])  # fmt: skip
 
 
-def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.ndarray]]:
-    """CPU ms per frame to decode a video and fit frames to the model input; a few inputs kept."""
+def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.ndarray], int]:
+    """CPU ms per frame to decode a video and fit frames (and tiles) to the model input; a few
+    inputs kept, and the model runs a frame takes."""
     source = VideoSource(path)
     kept: list[np.ndarray] = []
-    cpu, count = time.process_time(), 0
+    cpu, count, inputs = time.process_time(), 0, []
     try:
         for frame in source.frames():
-            rgb, _ = estimator.preprocess(LoadedImage.whole(frame.pixels))
+            inputs = estimator.model_inputs(LoadedImage.whole(frame.pixels))
             count += 1
             if len(kept) < 8:
-                kept.append(rgb)
+                kept.append(inputs[-1][0])
     finally:
         source.close()
-    return (time.process_time() - cpu) * 1000 / max(count, 1), kept
+    return (time.process_time() - cpu) * 1000 / max(count, 1), kept, len(inputs)
 
 
 def invoke_cpu_ms(estimator: PoseEstimator, inputs: list[np.ndarray], count: int) -> float:
@@ -231,8 +248,8 @@ def invoke_cpu_ms(estimator: PoseEstimator, inputs: list[np.ndarray], count: int
 
 def run_video(estimator: PoseEstimator, path: str) -> VideoBenchReport:
     """Measure a video's decode and invoke cost and the pipeline's frames/s, in one run."""
-    decode_ms, inputs = decode_cpu_ms(estimator, path)
-    invoke_ms = invoke_cpu_ms(estimator, inputs, 200)
+    decode_ms, inputs, runs = decode_cpu_ms(estimator, path)
+    invoke_ms = invoke_cpu_ms(estimator, inputs, 200) * runs
     writer = make_writer("jsonl", Path(os.devnull), estimator.keypoint_spec.names)
     start, count = time.perf_counter(), 0
     for result in estimator.predict_files([path]):
@@ -242,4 +259,4 @@ def run_video(estimator: PoseEstimator, path: str) -> VideoBenchReport:
     fps = count / (time.perf_counter() - start)
     cores = len(os.sched_getaffinity(0))
     return VideoBenchReport(Path(path).name, count, cores, round(decode_ms, 2),
-                            round(invoke_ms, 2), round(fps, 1))  # fmt: skip
+                            round(invoke_ms, 2), round(fps, 1), runs)  # fmt: skip

@@ -14,7 +14,7 @@ from .camera_motion import grey_thumbnail
 from .decode import decode_people, decode_poses, to_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
-from .pose import ImageResult, People, Pose
+from .pose import ImageResult, Pose
 from .preprocess import (
     INTERPOLATIONS,
     RESIZE_MODES,
@@ -239,33 +239,46 @@ class PoseEstimator:
 
     def predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
         """Preprocess, invoke and decode one decoded image (and its tiles, with `tile`)."""
-        if self.settings.tile is None:
-            rgb, transform = self.preprocess(loaded)
-            return self.decode(self.run(rgb, model), transform, loaded.width, loaded.height)
-        return self._predict_tiled(model, loaded)
+        inputs = self.model_inputs(loaded)
+        outputs = [self.run(rgb, model) for rgb, _ in inputs]
+        return self.decode_runs(outputs, [t for _, t in inputs], loaded.width, loaded.height)
 
-    def tile_regions(self, width: int, height: int) -> np.ndarray:
-        """(T, 4) x1 y1 x2 y2 of the tiles of a width x height image (none without `tile`)."""
+    def regions(self, width: int, height: int) -> np.ndarray:
+        """(R, 4) x1 y1 x2 y2 of what is run of a width x height image: the whole image, then
+        with `tile` each tile."""
         s = self.settings
+        whole = np.array([[0, 0, width, height]], np.int64)
         if s.tile is None:
-            return np.zeros((0, 4), np.int64)
+            return whole
         side = tiles.tile_side(s.tile, width, height, self.input_size)
-        return tiles.tile_regions(width, height, side, s.tile_overlap)
+        return np.concatenate((whole, tiles.tile_regions(width, height, side, s.tile_overlap)))
 
-    def _predict_tiled(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
-        """The whole image and each tile run as an image, their people merged (tiles.merge)."""
-        size = (loaded.width, loaded.height)
-        whole = np.array([[0, 0, *size]])
-        regions = np.concatenate((whole, self.tile_regions(*size)))
-        runs = [self._detect_region(model, loaded, region) for region in regions]
-        cut = [tiles.cut_by_inner_edge(people.boxes, region, *size)
+    def model_inputs(self, loaded: images.LoadedImage) -> list[tuple[np.ndarray, Transform]]:
+        """The model input of each region (`regions`) and its transform from original pixels."""
+        if self.settings.tile is None:
+            return [self.preprocess(loaded)]
+        return [self._region_input(loaded, r) for r in self.regions(loaded.width, loaded.height)]
+
+    def decode_runs(
+        self, outputs: list[np.ndarray], transforms: list[Transform], width: int, height: int
+    ) -> list[Pose]:
+        """Poses from the raw output of each region: the whole image's, or with `tile` the
+        people of every region merged (`tiles.merge`)."""
+        if self.settings.tile is None:
+            return self.decode(outputs[0], transforms[0], width, height)
+        s = self.settings
+        runs = [decode_people(output, self.input_size, transform, s.conf, s.iou, s.max_det,
+                              self.keypoint_dims)
+                for output, transform in zip(outputs, transforms, strict=True)]  # fmt: skip
+        regions = self.regions(width, height)
+        cut = [tiles.cut_by_inner_edge(people.boxes, region, width, height)
                for people, region in zip(runs, regions, strict=True)]  # fmt: skip
-        return to_poses(tiles.merge(runs, cut, self.settings.max_det), size)
+        return to_poses(tiles.merge(runs, cut, s.max_det), (width, height))
 
-    def _detect_region(
-        self, model: PoseModel, loaded: images.LoadedImage, region: np.ndarray
-    ) -> People:
-        """The people in one x1 y1 x2 y2 region of the original image, in its pixels."""
+    def _region_input(
+        self, loaded: images.LoadedImage, region: np.ndarray
+    ) -> tuple[np.ndarray, Transform]:
+        """One x1 y1 x2 y2 region of the original image fitted to the model input, as an image."""
         r = loaded.reduction
         height, width = loaded.bgr.shape[:2]
         x1, y1 = round(region[0] / r), round(region[1] / r)
@@ -273,10 +286,8 @@ class PoseEstimator:
         y2 = height if region[3] >= loaded.height else round(region[3] / r)
         s = self.settings
         rgb, t = to_model_input(loaded.bgr[y1:y2, x1:x2], self.input_size, s.resize, s.interp)
-        transform = Transform(t.scale_x / r, t.scale_y / r, t.pad_x - x1 * t.scale_x,
+        return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x - x1 * t.scale_x,
                               t.pad_y - y1 * t.scale_y)  # fmt: skip
-        return decode_people(self.run(rgb, model), self.input_size, transform, s.conf, s.iou,
-                             s.max_det, self.keypoint_dims)  # fmt: skip
 
     def process_file(
         self, model: PoseModel, hook: ImageHook | None, path: str,

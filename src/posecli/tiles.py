@@ -26,6 +26,7 @@ SAME_PERSON_IOS = 0.5
 BORDER_MARGIN = 1 / 64
 # --tile auto: tiles a third of the frame's shorter side, never under half the model's input.
 AUTO_DIVISOR = 3
+COMMON_FRAMES = ((480, 360), (640, 480), (1280, 720), (1920, 1080))  # for `models info`
 
 
 def check_tile(tile: object) -> None:
@@ -61,6 +62,13 @@ def starts(total: int, side: int, overlap: float) -> list[int]:
     step = side * (1 - overlap)
     count = int(np.ceil((total - side) / step)) + 1
     return [round(i * (total - side) / (count - 1)) for i in range(count)]
+
+
+def tile_count(
+    width: int, height: int, tile: int | str, overlap: float, input_size: tuple[int, int]
+) -> int:
+    """How many tiles a width x height frame is cut into."""
+    return len(tile_regions(width, height, tile_side(tile, width, height, input_size), overlap))
 
 
 def tile_regions(width: int, height: int, side: int, overlap: float) -> np.ndarray:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from .. import keypoints, models
+from .. import keypoints, models, tiles
 from ..errors import ModelError
 from ..runtime import PoseModel
 from .common import EXIT_OK, EXIT_USAGE, echo, error
-from .options import kpt_spec_option
+from .options import Number, TileSize, kpt_spec_option
 
 
 @click.group(name="models")
@@ -69,8 +69,24 @@ def models_pull(names, source, dest) -> int:
 @models_group.command(name="info")
 @click.argument("model")
 @kpt_spec_option
-def models_info(model: str, kpt_spec: str | None) -> int:
-    """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path."""
+@click.option(
+    "--tile",
+    type=TileSize(),
+    default="auto",
+    show_default=True,
+    metavar="PX|auto",
+    help="Tile size for the tiles-per-frame line.",
+)
+@click.option(
+    "--tile-overlap",
+    type=Number(0, tiles.MAX_OVERLAP),
+    default=tiles.DEFAULT_OVERLAP,
+    show_default=True,
+    help="Tile overlap for the tiles-per-frame line.",
+)
+def models_info(model: str, kpt_spec: str | None, tile: int | str, tile_overlap: float) -> int:
+    """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path, and
+    the tiles --tile runs on common frame sizes."""
     path, spec = models.resolve(model)
     loaded = PoseModel(path, threads=1)
     kpt, dims = keypoints.for_model(path, loaded.output_rows, kpt_spec)
@@ -84,4 +100,8 @@ def models_info(model: str, kpt_spec: str | None) -> int:
     echo(f"keypoints: K = {kpt.count}, D = {dims} ({values})")
     echo(f"keypoint spec: {kpt.describe()}")
     echo(f"keypoint names: {', '.join(kpt.names)}")
+    counts = [f"{w}x{h}: {tiles.tile_count(w, h, tile, tile_overlap, loaded.input_size)}"
+              for w, h in tiles.COMMON_FRAMES]  # fmt: skip
+    echo(f"tiles run besides the whole frame with --tile {tile}, overlap {tile_overlap:g}: "
+         f"{', '.join(counts)}")  # fmt: skip
     return EXIT_OK
