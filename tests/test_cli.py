@@ -72,7 +72,9 @@ def test_missing_file_is_named_and_the_rest_still_written():
     assert "posecli: error: /nonexistent/x.jpg: no such file or directory" in err
     assert "Traceback" not in err
     assert "2 images, " in err and ", 1 failed" in err
-    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS), str(ZIDANE)]
+    records = jsonl_records(proc.stdout)
+    assert records[0] == {"image": "/nonexistent/x.jpg", "error": "no such file or directory"}
+    assert [r["image"] for r in records[1:]] == [str(BUS), str(ZIDANE)]
 
 
 def test_quiet_prints_nothing_on_stderr_but_errors():

@@ -95,3 +95,27 @@ def test_format_follows_the_output_suffix(tmp_path):
         out = tmp_path / f"out{suffix}"
         assert run_cli("infer", BUS, "-o", out).returncode == 0
         assert check(out.read_text())
+
+
+def test_every_failed_input_has_an_error_record_with_one_reason_everywhere(estimator, tmp_path):
+    """jsonl and json record a missing photo, a damaged one and a damaged video with the reason
+    on stderr, which predict_files and stream give too (to_dict keeps it)."""
+    missing, damaged, video = tmp_path / "nope.jpg", tmp_path / "cut.jpg", tmp_path / "bad.mp4"
+    damaged.write_bytes(BUS.read_bytes()[:2000])
+    video.write_bytes(b"not a video at all\n" * 100)
+    paths = [missing, BUS, damaged, video]
+    proc = run_cli("infer", *paths, "-f", "jsonl")
+    assert proc.returncode == 1
+    records = jsonl_records(proc.stdout)
+    failed = [r for r in records if "error" in r]
+    assert [r["image"] for r in failed] == [str(missing), str(damaged), str(video)]
+    assert all(set(r) == {"image", "error"} for r in failed)
+    errors = [line for line in proc.stderr.decode().splitlines() if "error" in line]
+    assert errors == [f"posecli: error: {r['image']}: {r['error']}" for r in failed]
+    api = [r.to_dict() for r in estimator.predict_files(paths)]
+    assert [api[0], api[2], api[3]] == failed and api[1] == records[1]  # the CLI's missing first
+    assert [r.to_dict() for r in estimator.stream(video)] == failed[-1:]
+    schema = json.loads(resources.files("posecli").joinpath("pose-result.schema.json").read_text())
+    for record in records:
+        jsonschema.validate(record, schema, cls=jsonschema.Draft202012Validator)
+    assert json.loads(run_cli("infer", *paths, "-f", "json").stdout) == records

@@ -137,8 +137,16 @@ def test_messy_folder_exits_1_and_names_every_bad_file(messy_folder, messy_run):
     assert f", {len(errors)} failed" in err.splitlines()[-1]
 
 
+def test_messy_folder_records_every_bad_file_with_the_reason_on_stderr(messy_run):
+    failed = [r for r in jsonl_records(messy_run.stdout) if "error" in r]
+    assert all(set(r) == {"image", "error"} for r in failed)
+    errors = [line.removeprefix("posecli: error: ") for line in messy_run.stderr.decode()
+              .splitlines() if line.startswith("posecli: error: ")]  # fmt: skip
+    assert sorted(f"{r['image']}: {r['error']}" for r in failed) == sorted(errors)
+
+
 def test_messy_folder_writes_complete_results_for_every_good_file(messy_folder, messy_run):
-    records = jsonl_records(messy_run.stdout)
+    records = [r for r in jsonl_records(messy_run.stdout) if "error" not in r]
     names = sorted(os.path.relpath(r["image"], messy_folder["root"]) for r in records)
     assert names == sorted(messy_folder["good"])
     by_name = {os.path.basename(r["image"]): r for r in records}
@@ -196,12 +204,21 @@ def test_max_pixels_is_adjustable(tmp_path):
 
 
 def test_failed_run_leaves_an_existing_output_untouched(tmp_path):
-    out = tmp_path / "out.json"
+    out, table = tmp_path / "out.json", tmp_path / "out.csv"
     out.write_text("OLD")
-    assert run_cli("infer", tmp_path / "nothing.jpg", "-o", out).returncode == 1
+    table.write_text("OLD")
     assert run_cli("infer", BUS, "-m", tmp_path / "no.tflite", "-o", out).returncode == 2
-    assert out.read_text() == "OLD"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert run_cli("infer", tmp_path / "nothing.jpg", "-o", table).returncode == 1
+    assert out.read_text() == "OLD" and table.read_text() == "OLD"  # csv has no error records
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.json"]
+
+
+def test_a_run_whose_every_input_failed_writes_their_error_records(tmp_path):
+    out, missing = tmp_path / "out.json", tmp_path / "nothing.jpg"
+    out.write_text("OLD")
+    assert run_cli("infer", missing, "-o", out).returncode == 1
+    error = "no such file or directory"
+    assert json.loads(out.read_text()) == [{"image": str(missing), "error": error}]
 
 
 def start_long_run(*args) -> subprocess.Popen:
@@ -286,6 +303,17 @@ def test_skip_existing_resumes_a_jsonl_run(tmp_path):
     assert b"3 images, " in proc.stderr and b"5 skipped" in proc.stderr
     images = [json.loads(line)["image"] for line in out.read_text().splitlines()]
     assert images == [str(p) for p in coco_files(8)]
+
+
+def test_skip_existing_redoes_failed_inputs_and_records_each_once(tmp_path):
+    out, fixed, missing = tmp_path / "out.jsonl", tmp_path / "fixed.jpg", tmp_path / "nope.jpg"
+    fixed.write_bytes(BUS.read_bytes()[:2000])
+    assert run_cli("infer", fixed, missing, ZIDANE, "-o", out).returncode == 1
+    shutil.copy(BUS, fixed)
+    proc = run_cli("infer", fixed, missing, ZIDANE, "-o", out, "--skip-existing")
+    assert proc.returncode == 1 and b"1 skipped" in proc.stderr
+    records = sorted((r["image"], "error" in r) for r in jsonl_records(out.read_bytes()))
+    assert records == sorted([(str(missing), True), (str(ZIDANE), False), (str(fixed), False)])
 
 
 def test_skip_existing_resumes_a_save_dir_run(tmp_path):

@@ -75,7 +75,7 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
     except IsADirectoryError as exc:
         raise ImageError("is a directory") from exc
     except FileNotFoundError as exc:
-        raise ImageError("no such file") from exc
+        raise ImageError("no such file or directory") from exc
     except PermissionError as exc:
         raise ImageError("permission denied") from exc
     except OSError as exc:

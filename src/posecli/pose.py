@@ -102,11 +102,14 @@ class ImageResult:
         return self.error is None
 
     def to_dict(self) -> dict:
-        """The JSON/JSONL record for this image (see pose-result.schema.json)."""
+        """The JSON/JSONL record for this image (see pose-result.schema.json); a failed one's
+        has the error instead of the size and poses."""
         video = {} if self.frame is None else {"frame": self.frame, "time": self.time}
+        where = {"image": printable_path(self.path), **video}
+        if self.error is not None:
+            return {**where, "error": self.error}
         return {
-            "image": printable_path(self.path),
-            **video,
+            **where,
             "width": self.width,
             "height": self.height,
             "poses": pose_records(self.poses),

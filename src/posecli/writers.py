@@ -237,10 +237,12 @@ class Writer:
     `keypoint_names` are the model's K keypoint names (the CSV columns); `label` names what
     it finds (the text format's counts).
     Subclasses turn a result into records; JSON-array formats join records with a separator.
+    A failed input is written only by formats with an error record (`failures`: json, jsonl).
     """
 
     streaming = False
     separator = ""
+    failures = False
 
     def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = DEFAULT_LABEL):
         self.sink = sink
@@ -251,7 +253,9 @@ class Writer:
         self.ended = False  # the trailer was written
 
     def write(self, result: ImageResult) -> None:
-        """Add one successfully processed image."""
+        """Add one processed image, or a failed input's error record where the format has one."""
+        if not result.ok and not self.failures:
+            return
         records = self.records(result)
         text = "".join(
             (self.separator if self.items + i else self.header()) + record
@@ -263,7 +267,7 @@ class Writer:
         self.images += 1
 
     def close(self) -> None:
-        """Write the trailer and commit; a file with no processed image is left untouched."""
+        """Write the trailer and commit; a file given nothing to write is left untouched."""
         if self.images or not self.sink.is_file:
             self._end(self.sink.write)
         self.sink.commit()
@@ -313,9 +317,10 @@ class TextWriter(Writer):
 
 
 class JsonlWriter(Writer):
-    """One JSON object per image per line, flushed as each image finishes."""
+    """One JSON object per image (or failed input) per line, flushed as each image finishes."""
 
     streaming = True
+    failures = True
 
     def records(self, result: ImageResult) -> list[str]:
         return [_json(result.to_dict()) + "\n"]
@@ -325,6 +330,7 @@ class JsonWriter(Writer):
     """A JSON array of the JSONL objects."""
 
     separator = ",\n"
+    failures = True
 
     def header(self) -> str:
         return "[\n"
@@ -338,6 +344,8 @@ class JsonWriter(Writer):
 
 class CocoWriter(JsonWriter):
     """A COCO results list (pycocotools loadRes) with image_id from the file name's number."""
+
+    failures = False
 
     def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = DEFAULT_LABEL):
         super().__init__(sink, keypoint_names, label)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -118,16 +118,17 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     writer = make_writer(fmt, output, spec.names, append=append or skip_existing,
                          tracked=stage is not None, label=spec.label)  # fmt: skip
     writer.sink.open()
-    skipped = 0
+    skipped, unread = 0, shard_errors(inputs.errors, shard_index)
     if skip_existing:
+        failed = tuple(path for path, _ in unread)
         items, skipped = unfinished_items(items, inputs, jsonl_file, save_dir, vid_stride, writer,
-                                          timeout, tracked=stage is not None)  # fmt: skip
+                                          timeout, stage is not None, failed)  # fmt: skip
     stream = StreamOptions(vid_stride, every_frame, keep_images=save_dir is not None,
                            thumbnails=thumbnails, image_thumbnails=image_thumbnails,
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
-                      failed=len(inputs.errors))  # fmt: skip
+                      len(inputs.errors), unread)  # fmt: skip
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
         if shard_index and inputs.items:
@@ -179,13 +180,14 @@ def selected_items(inputs: Inputs, shard_index: tuple[int, int] | None, fmt: str
 
 def unfinished_items(items: list[Item], inputs: Inputs, jsonl_file: Path | None,
                      save_dir: Path | None, vid_stride: int, writer: Writer, timeout: float,
-                     tracked: bool) -> tuple[list[Item], int]:  # fmt: skip
+                     tracked: bool, failed: tuple[str, ...]) -> tuple[list[Item], int]:  # fmt: skip
     """--skip-existing: the items not finished by an earlier run of the same command (`tracked`:
     track), and how many were; a video whose records cannot be rewritten gets an error line
-    (added to the inputs' errors). The writer's output is abandoned on any exception."""
+    (added to the inputs' errors). The old records of the `failed` sources are removed. The
+    writer's output is abandoned on any exception."""
     try:
         done, blocked = finished_items(jsonl_file, save_dir, items, vid_stride, writer.sink,
-                                       timeout, tracked)  # fmt: skip
+                                       timeout, tracked, failed)  # fmt: skip
     except BaseException:
         writer.sink.abort()
         raise
@@ -193,6 +195,17 @@ def unfinished_items(items: list[Item], inputs: Inputs, jsonl_file: Path | None,
         error(f"{printable_path(path)}: {reason}")
         inputs.errors.append((path, reason))
     return [i for i in items if i.path not in done and i.path not in blocked], len(done)
+
+
+def shard_errors(errors: list[tuple[str, str]],
+                 shard_index: tuple[int, int] | None) -> list[tuple[str, str]]:  # fmt: skip
+    """The sources that failed before the run whose error records it writes: with --shard, those
+    of the shard their path falls in (as items are split), so shards sharing a file record each
+    once."""
+    if shard_index is None:
+        return list(errors)
+    mine = {i.path for i in select_shard([Item(p, p) for p, _ in errors], *shard_index)}
+    return [(path, reason) for path, reason in errors if path in mine]
 
 
 def check_output_name(output: Path | None, fmt: str | None) -> None:
@@ -260,7 +273,8 @@ class Stats:
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
               stream: StreamOptions, stage: Stage | None = None,
-              failed: int = 0) -> Stats:  # fmt: skip
+              failed: int = 0, error_records: Sequence[tuple[str, str]] = ()
+              ) -> Stats:  # fmt: skip
     """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe:
     the first one while a live source is read ends that source as a stream that stops.
 
@@ -268,7 +282,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     per-video state (its annotated copy). `stage` maps the events before they are written, so
     annotated images are then drawn from its poses, in order, rather than in the workers. The
     progress bar is left out when results are printed on the same terminal. `failed` counts the
-    sources that failed before the run (they are in every summary).
+    sources that failed before the run (they are in every summary); the `error_records` of
+    those this run records (path, reason) come first in json and jsonl.
     """
     stats = Stats({i.path for i in items if i.is_video})
     stats.failed = failed
@@ -286,6 +301,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     images_only = [i for i in items if not i.is_video]
     no_bar = quiet or on_terminal or len(images_only) < len(items)
     try:
+        for path, reason in error_records:
+            writer.write(ImageResult(path, error=reason))
         with interrupts.ending_live_sources(live.request):
             for event in with_progress(events, len(images_only), no_bar):
                 handle_event(event, writer, stats, videos, progress)
@@ -360,8 +377,7 @@ def handle_event(event: pipeline.Event, writer, stats: Stats, videos: AnnotatedV
         progress.end()
         stats.dropped += event.dropped
         if event.error:
-            stats.failed += 1
-            error(f"{printable_path(event.path)}: {event.error}")
+            handle_result(ImageResult(event.path, error=event.error), writer, stats)
         report_unsaved(stats, videos.finish(event))
 
 
@@ -383,11 +399,12 @@ def refuse_videos_for_coco(items: list[Item], errors: list[tuple[str, str]]) -> 
 
 
 def handle_result(result: ImageResult, writer, stats: Stats) -> None:
-    """Write one result, or report why it failed."""
+    """Write one result (a failed one's error record in json and jsonl) and report why it
+    failed if it did."""
     try:
+        writer.write(result)
         if not result.ok:
             raise ImageError(result.error)
-        writer.write(result)
         stats.add(result)
     except ImageError as exc:
         stats.failed += 1

@@ -31,17 +31,20 @@ class Record:
     source: str  # the "image" text
     frame: int | None  # the video frame, None for an image
     fits: bool  # written by the same command: every pose has an "id" if tracked, none if not
+    failed: bool = False  # an error record: the source failed
 
 
 def finished_items(
     jsonl: Path | None, save_dir: Path | None, items: list[Item], stride: int, sink: Sink,
-    timeout: float, tracked: bool = False,
+    timeout: float, tracked: bool = False, failed: tuple[str, ...] = (),
 ) -> tuple[set[str], dict[str, str]]:  # fmt: skip
     """Paths already done (recorded in the jsonl file and/or saved in save_dir, both if both),
     and the items to redo whose old records cannot be removed now, with the reason.
 
     Only records of the same command count (`tracked`: `posecli track`'s, whose poses have an
-    "id"), and a video only with every `stride`th frame recorded, each once.
+    "id"), and a video only with every `stride`th frame recorded, each once; an error record
+    makes its source unfinished. The old records of `failed` (sources that fail before the
+    run, such as a missing file) are removed, as they are written again.
 
     An item that is redone has its records removed from the jsonl file first (a video partly
     recorded, or anything recorded whose annotated copy is missing), so that nothing is written
@@ -60,7 +63,9 @@ def finished_items(
         done &= saved
     recorded = {source_key(r.source) for r in records} - {source_key(p) for p in done}
     redone = {i.path for i in items if i.path not in done and source_key(i.path) in recorded}
-    return done, drop_records(redone, sink)
+    gone = {p for p in failed if source_key(p) in recorded}
+    blocked = drop_records(redone | gone, sink)
+    return done, {p: reason for p, reason in blocked.items() if p not in gone}
 
 
 def recorded_files(records: list[Record], items: list[Item]) -> set[str]:
@@ -68,7 +73,7 @@ def recorded_files(records: list[Record], items: list[Item]) -> set[str]:
     with a non-UTF-8 byte, printed as \\xNN, sits beside a file literally named so: both count
     as done once that text has been recorded twice."""
     done: set[tuple[int, int]] = set()
-    images = (r.source for r in records if r.frame is None and r.fits)
+    images = (r.source for r in records if r.frame is None and r.fits and not r.failed)
     for text, count in Counter(images).items():
         ids = {f for f in map(files.identity, spellings(text)) if f is not None}
         if count >= len(ids):
@@ -80,10 +85,10 @@ def finished_videos(
     records: list[Record], paths: set[str], stride: int, timeout: float
 ) -> set[str]:
     """Videos whose records are exactly the frames a run at `stride` gives (0, stride, 2 x
-    stride, ... of the frames their container declares), each once and fitting the run.
-    Cameras and streams are never finished."""
+    stride, ... of the frames their container declares), each once and fitting the run, with
+    no error record. Cameras and streams are never finished."""
     frames: dict[object, list[int]] = {}
-    misfits = set()
+    misfits = {source_key(r.source) for r in records if r.failed}
     for r in records:
         if r.frame is not None:
             frames.setdefault(source_key(r.source), []).append(r.frame)
@@ -160,7 +165,8 @@ def recorded_sources(jsonl: Path, tracked: bool) -> Iterator[Record]:
         frame = record.get("frame")
         if "frame" in record and not isinstance(frame, int):
             frame = -1  # a frame record without a frame number: it matches no frame
-        yield Record(record["image"], frame, all(ids) if tracked else not any(ids))
+        fits = all(ids) if tracked else not any(ids)
+        yield Record(record["image"], frame, fits, "error" in record)
 
 
 def _line_key(line: bytes) -> object:
