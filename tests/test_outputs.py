@@ -129,6 +129,18 @@ def test_four_shards_appending_to_one_jsonl_file_lose_nothing(tmp_path):
     assert sorted(r["image"] for r in records) == sorted(map(str, images))
 
 
+def test_shards_sharing_a_file_record_a_missing_source_once(tmp_path):
+    """Each shard reports it (exit 1), but only the shard its path falls in records it."""
+    out, missing = tmp_path / "all.jsonl", tmp_path / "nope.jpg"
+    for i in range(3):
+        proc = run_cli("infer", BUS, missing, "--shard", f"{i}/3", "-o", out, "--append")
+        assert proc.returncode == 1
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r for r in records if "error" in r] == [
+        {"image": str(missing), "error": "no such file or directory"}
+    ]
+
+
 def test_a_second_writer_without_append_is_refused(tmp_path):
     out = tmp_path / "out.jsonl"
     first = start_long_run("-o", out)
