@@ -1,4 +1,7 @@
-"""Turning the raw (5 + K*D, F) model output into poses: score filter, NMS, to image pixels."""
+"""Turning the canonical model output into poses: score filter, NMS, to image pixels.
+
+The output is (4 + nc + K*D, F), rows x anchors (ST's files: nc = 1), or end-to-end (N, 6 + K*D)
+after the model's own NMS; coordinates 0..1 (`PoseModel` normalises the other layouts)."""
 
 from __future__ import annotations
 
@@ -35,8 +38,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: in
     return np.asarray(keep, dtype=np.intp)
 
 
-def candidates(output: np.ndarray, conf: float) -> np.ndarray:
-    """Columns (N, 5 + K*D) in float64 whose score beats conf and whose box and score are finite."""
+def candidates(output: np.ndarray, conf: float, classes: int = 1) -> np.ndarray:
+    """Columns (N, 5 + K*D) in float64 whose score (the best of nc class scores) beats conf and
+    whose box and score are finite."""
+    if classes > 1:
+        best = output[4 : 4 + classes].max(axis=0, keepdims=True)
+        output = np.concatenate((output[:4], best, output[4 + classes :]))
     scores = output[4]
     rows = output[:, scores > conf].T.astype(np.float64)
     return rows[np.isfinite(rows[:, :5]).all(axis=1)]
@@ -60,22 +67,40 @@ def decode_people(
     iou: float = 0.7,
     max_det: int = 100,
     dims: int = 3,
+    classes: int = 1,
+    end2end: bool = False,
 ) -> People:
-    """The people a (width, height) = size model found, D values a keypoint, through NMS and
-    mapped to image pixels (not yet clipped to the image).
+    """The people a (width, height) = size model found, D values a keypoint, nc = classes,
+    through NMS (or, end-to-end, the score threshold alone) and mapped to image pixels (not yet
+    clipped to the image).
 
     Coordinates in the output are normalised: x by the input width, y by its height.
     """
-    rows = candidates(output, conf)
     scale = np.array(size, dtype=np.float64)
-    cxcy, half_wh = rows[:, 0:2] * scale, np.abs(rows[:, 2:4]) * scale / 2
-    boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
-    keep = nms(boxes, rows[:, 4], iou, max_det)
-    rows, boxes = rows[keep], boxes[keep]
+    if end2end:
+        rows, boxes = end_to_end_rows(output, conf, max_det, scale)
+    else:
+        rows = candidates(output, conf, classes)
+        cxcy, half_wh = rows[:, 0:2] * scale, np.abs(rows[:, 2:4]) * scale / 2
+        boxes = np.concatenate((cxcy - half_wh, cxcy + half_wh), axis=1)
+        keep = nms(boxes, rows[:, 4], iou, max_det)
+        rows, boxes = rows[keep], boxes[keep]
     boxes = transform.inverse_points(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
     kpts = keypoint_triples(rows[:, 5:], dims)
     kpts[..., :2] = transform.inverse_points(kpts[..., :2] * scale)
     return People(boxes, rows[:, 4], kpts)
+
+
+def end_to_end_rows(
+    output: np.ndarray, conf: float, max_det: int, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """From (N, 6 + K*D) x1 y1 x2 y2 score class keypoints: the best max_det rows over conf as
+    (N, 5 + K*D) float64 (class dropped) and their boxes in input pixels."""
+    rows = output[output[:, 4] > conf].astype(np.float64)
+    rows = rows[np.isfinite(rows[:, :5]).all(axis=1)]
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")[:max_det]]
+    boxes = (rows[:, :4].reshape(-1, 2, 2) * scale).reshape(-1, 4)
+    return np.delete(rows, 5, axis=1), boxes
 
 
 def to_poses(people: People, image_size: tuple[int, int]) -> list[Pose]:
@@ -102,7 +127,10 @@ def decode_poses(
     iou: float = 0.7,
     max_det: int = 100,
     dims: int = 3,
+    classes: int = 1,
+    end2end: bool = False,
 ) -> list[Pose]:
     """Decode the output of a (width, height) = size model, D values a keypoint, to poses in
     the pixels of a (width, height) = image_size image."""
-    return to_poses(decode_people(output, size, transform, conf, iou, max_det, dims), image_size)
+    people = decode_people(output, size, transform, conf, iou, max_det, dims, classes, end2end)
+    return to_poses(people, image_size)

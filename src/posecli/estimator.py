@@ -106,11 +106,13 @@ class PoseEstimator:
             check_count("threads", threads)
         self.threads = threads or default_threads()
         self.delegate = delegate
-        self._model = PoseModel(self.model_path, self.threads, delegate)
-        self.keypoint_spec, self.keypoint_dims = keypoints.for_model(
-            self.model_path, self._model.output_rows, kpt_spec
-        )
+        self._model = PoseModel(self.model_path, self.threads, delegate, kpt_spec)
+        self.layout = self._model.layout
+        self.keypoint_spec, self.keypoint_dims = self.layout.spec, self.layout.dims
         spec = self.keypoint_spec
+        if tta == "flip" and (self.layout.end2end or self.layout.classes > 1):
+            raise ModelError(f"{self.model_path}: --tta flip needs a one-class output of values "
+                             "x anchors; this is end-to-end or has several classes")  # fmt: skip
         self._flip_idx = spec.flip_idx or flip_index(spec.names)
         if tta == "flip" and self.keypoint_dims != 3:
             raise ModelError(f"{self.model_path}: --tta flip needs x, y, conf per keypoint (D = 3)")
@@ -183,7 +185,7 @@ class PoseEstimator:
         """Models for `workers` inference threads: this one alone, or one 1-thread model each."""
         if workers <= 1 or self.delegate:
             return [self._model]
-        return [PoseModel(self.model_path, threads=1) for _ in range(workers)]
+        return [PoseModel(self.model_path, threads=1, layout=self.layout) for _ in range(workers)]
 
     def worker_count(self, workers: int | None) -> int:
         """How many inference threads to use: one with a delegate, else `workers` or threads."""
@@ -217,7 +219,7 @@ class PoseEstimator:
         return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
 
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
-        """Invoke the model on a preprocessed input; the raw (5 + K*D, F) output.
+        """Invoke the model on a preprocessed input; its canonical output (see `layouts`).
 
         With `tta="flip"` the model also runs on the mirrored input, and each anchor's output is
         merged with the mirrored output at the mirrored anchor (see `tta.flip_averaged`).
@@ -235,7 +237,12 @@ class PoseEstimator:
         """Raw output to poses in original-image pixels, with this estimator's thresholds."""
         s = self.settings
         return decode_poses(output, self.input_size, transform, (width, height), s.conf, s.iou,
-                            s.max_det, self.keypoint_dims)  # fmt: skip
+                            s.max_det, self.keypoint_dims, *self._decode_kind)  # fmt: skip
+
+    @property
+    def _decode_kind(self) -> tuple[int, bool]:
+        """The layout's (nc, end-to-end?) for decode."""
+        return self.layout.classes, self.layout.end2end
 
     def predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
         """Preprocess, invoke and decode one decoded image (and its tiles, with `tile`)."""
@@ -268,7 +275,7 @@ class PoseEstimator:
             return self.decode(outputs[0], transforms[0], width, height)
         s = self.settings
         runs = [decode_people(output, self.input_size, transform, s.conf, s.iou, s.max_det,
-                              self.keypoint_dims)
+                              self.keypoint_dims, *self._decode_kind)
                 for output, transform in zip(outputs, transforms, strict=True)]  # fmt: skip
         regions = self.regions(width, height)
         cut = [tiles.cut_by_inner_edge(people.boxes, region, width, height)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +98,7 @@ COCO17 = KeypointSpec(
     source="built-in COCO-17",
 )  # fmt: skip
 SpecArgument = str | os.PathLike | KeypointSpec | None
+GENERIC_SOURCE = "none (generic names)"
 
 # Limb colours for specs that bring a skeleton but no colours: cycled in skeleton order.
 PALETTE: tuple[Color, ...] = (
@@ -107,7 +108,7 @@ PALETTE: tuple[Color, ...] = (
 
 def generic(count: int) -> KeypointSpec:
     """The spec for K keypoints that nothing describes: kp0..kp{K-1}, no skeleton."""
-    return KeypointSpec(tuple(f"kp{i}" for i in range(count)), source="none (generic names)")
+    return KeypointSpec(tuple(f"kp{i}" for i in range(count)), source=GENERIC_SOURCE)
 
 
 def default_for(count: int) -> KeypointSpec:
@@ -281,11 +282,31 @@ def layout(rows: int, spec: KeypointSpec | None, path: Path) -> tuple[int, int]:
     return spec.count, dims
 
 
-def for_model(model: Path, rows: int, spec: SpecArgument) -> tuple[KeypointSpec, int]:
-    """The spec for a model with `rows` output rows, and D: see `given_or_beside` and `layout`."""
-    given = given_or_beside(model, spec)
+def for_model(
+    model: Path, rows: int, spec: SpecArgument, fallback: KeypointSpec | None = None
+) -> tuple[KeypointSpec, int]:
+    """The spec for a model with `rows` (5 + K*D) output rows, and D: see `given_or_beside` and
+    `layout`; `fallback` (the file's metadata) comes before the built-in specs."""
+    given = given_or_beside(model, spec) or fallback
     count, dims = layout(rows, given, model)
     return given or default_for(count), dims
+
+
+def from_metadata(metadata: dict, source: str) -> KeypointSpec | None:
+    """The spec a model file's Ultralytics metadata gives (kpt_shape, kpt_names), if any: COCO-17
+    for 17 keypoints with COCO's names or none."""
+    if "kpt_shape" not in metadata:
+        return None
+    shape = metadata["kpt_shape"]
+    data = {"kpt_shape": list(shape) if isinstance(shape, tuple) else shape,
+            "kpt_names": metadata.get("kpt_names")}  # fmt: skip
+    try:
+        spec = _parse(data, source)
+    except _Invalid as exc:
+        raise ModelError(f"{source}: {exc}") from None
+    if spec.count == COCO17.count and (spec.names == COCO17.names or not data["kpt_names"]):
+        return replace(COCO17, dims=spec.dims, source=f"{source} (COCO-17)")
+    return spec
 
 
 def given_or_beside(model: Path, spec: SpecArgument) -> KeypointSpec | None:

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .keypoints import SpecArgument
+from .layouts import Layout, describe, with_coordinates
+from .metadata import tflite_metadata
 
 STRIDES = (8, 16, 32)
 _STDERR_LOCK = threading.Lock()
@@ -88,16 +91,17 @@ def library_path(name: str) -> str:
     return os.path.abspath(name) if os.path.isfile(name) else name
 
 
-class PoseModel:
-    """A loaded pose model: checks its layout, turns an (N, M, 3) RGB image into (5 + K*D, F)."""
+class TFLiteBackend:
+    """A .tflite file in LiteRT (or tflite_runtime)."""
 
-    def __init__(self, path: Path, threads: int | None = None, delegate: str | None = None):
-        self.path = Path(path)
-        self._interpreter = self._load(threads or default_threads(), delegate)
-        self._lock = threading.Lock()  # one invoke at a time: the interpreter is not reentrant
+    kind = "TFLite (LiteRT)"
+
+    def __init__(self, path: Path, threads: int, delegate: str | None):
+        self.path = path
+        self._interpreter = self._load(threads, delegate)
         self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self.input_size, self.output_rows = self._check_layout()
+        self._outputs = self._interpreter.get_output_details()
+        self._output_index = self._outputs[0]["index"]
 
     def _load(self, threads: int, delegate: str | None):
         """Create and allocate the interpreter, with the external delegate if one is named."""
@@ -121,25 +125,17 @@ class PoseModel:
             raise ModelError(f"{self.path}: not a usable TFLite model ({reason})") from exc
         return interpreter
 
-    def _check_layout(self) -> tuple[tuple[int, int], int]:
-        """Validate input (1, N, M, 3) and output (1, rows, F); return ((M, N), rows)."""
-        in_shape = tuple(int(v) for v in self._input["shape"])
-        out_shape = tuple(int(v) for v in self._output["shape"])
-        if len(in_shape) != 4 or in_shape[0] != 1 or in_shape[3] != 3 or min(in_shape[1:3]) < 1:
-            raise ModelError(f"{self.path}: input shape {in_shape} is not (1, N, M, 3)")
-        height, width = in_shape[1:3]
-        anchors = anchors_for(height, width)
-        if len(out_shape) != 3 or out_shape[0] != 1 or out_shape[2] != anchors:
-            raise ModelError(
-                f"{self.path}: output shape {out_shape} is not the pose layout "
-                f"(1, 5 + K x D, {anchors}) for a {height} x {width} input; "
-                "is this a detection or another model?"
-            )
-        return (width, height), out_shape[1]
+    def input_info(self) -> TensorInfo:
+        """The (first) input tensor."""
+        return _tensor_info(self._input)
 
-    def info(self) -> dict[str, TensorInfo]:
-        """Input and output tensor descriptions."""
-        return {"input": _tensor_info(self._input), "output": _tensor_info(self._output)}
+    def output_infos(self) -> list[TensorInfo]:
+        """Every output tensor."""
+        return [_tensor_info(detail) for detail in self._outputs]
+
+    def metadata(self) -> dict:
+        """Ultralytics' metadata appended to the file, or {}."""
+        return tflite_metadata(self.path)
 
     def quantization(self) -> str:
         """'per-channel' if any tensor has several scales, else 'per-tensor' (or 'float')."""
@@ -151,36 +147,118 @@ class PoseModel:
             return "per-channel"
         return "per-tensor" if any(scale_counts) else "float"
 
+    def invoke(self, batch: np.ndarray) -> np.ndarray:
+        """The first output for a batch of one, without its batch axis."""
+        self._interpreter.set_tensor(self._input["index"], batch)
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output_index)[0]
+
+
+def load_backend(path: Path, threads: int, delegate: str | None):
+    """LiteRT for a TFLite file, onnxruntime for an .onnx one (by its name; TFL3 files are
+    TFLite whatever their name)."""
+    if path.suffix.lower() == ".onnx" and not _is_tflite(path):
+        from .onnx_backend import OnnxBackend
+
+        return OnnxBackend(path, threads, delegate)
+    return TFLiteBackend(path, threads, delegate)
+
+
+def _is_tflite(path: Path) -> bool:
+    """Whether the file starts like a TFLite flatbuffer (identifier TFL3 at byte 4)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
+
+
+class PoseModel:
+    """A loaded pose model of any layout posecli reads (see `layouts`): turns an (N, M, 3) RGB
+    image into the canonical output, (4 + nc + K*D, F) or end-to-end (N, 6 + K*D), 0..1."""
+
+    def __init__(
+        self,
+        path: Path,
+        threads: int | None = None,
+        delegate: str | None = None,
+        kpt_spec: SpecArgument = None,
+        layout: Layout | None = None,
+    ):
+        self.path = Path(path)
+        self._backend = load_backend(self.path, threads or default_threads(), delegate)
+        self._lock = threading.Lock()  # one invoke at a time: the interpreter is not reentrant
+        self._input = self._backend.input_info()
+        self._output = self._backend.output_infos()[0]
+        self._input_dtype = np.dtype(self._input.dtype)
+        self._scale: np.ndarray | None = None
+        self.layout = layout or self._describe(kpt_spec)
+        self.input_size = self.layout.input_size
+        self._scale = self.layout.pixel_scale()
+
+    def _describe(self, kpt_spec: SpecArgument) -> Layout:
+        """Read the layout from the tensors and metadata, then probe the coordinates."""
+        outputs = [t.shape for t in self._backend.output_infos()]
+        metadata = self._backend.metadata()
+        self.layout = describe(self.path, self._input.shape, outputs, metadata, kpt_spec)
+        onnx = self.kind.startswith("ONNX")
+        return with_coordinates(self.layout, self._output_range(), self.run, onnx)
+
+    def _output_range(self) -> float | None:
+        """The largest magnitude an integer output can hold, None for a float output."""
+        if not self._output.scale or not np.issubdtype(self._output.dtype, np.integer):
+            return None
+        info = np.iinfo(self._output.dtype)
+        zero = self._output.zero_point
+        return max(abs(info.min - zero), abs(info.max - zero)) * self._output.scale
+
+    @property
+    def kind(self) -> str:
+        """The file format and runtime: 'TFLite (LiteRT)' or 'ONNX (onnxruntime)'."""
+        return self._backend.kind
+
+    def info(self) -> dict[str, TensorInfo]:
+        """Input and output tensor descriptions."""
+        return {"input": self._input, "output": self._output}
+
+    def quantization(self) -> str:
+        """How the weights are quantized: 'per-channel', 'per-tensor', 'float' or the ONNX kind."""
+        return self._backend.quantization()
+
     def run(self, rgb: np.ndarray) -> np.ndarray:
-        """Invoke on one (N, M, 3) uint8 RGB image; return the (5 + K*D, F) float32 output.
+        """Invoke on one (N, M, 3) uint8 RGB image; return the canonical float32 output.
 
         Safe from several threads: their calls take turns.
         """
         model_input = self._to_input(rgb)[None]
         with self._lock:
-            self._interpreter.set_tensor(self._input["index"], model_input)
-            self._interpreter.invoke()
-            output = self._interpreter.get_tensor(self._output["index"])[0]
+            output = self._backend.invoke(model_input)
         return self._from_output(output)
 
     def _to_input(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 goes in unchanged; other input types are quantized or normalized to 0..1."""
-        dtype = self._input["dtype"]
+        """uint8 goes in unchanged; other input types are quantized or normalized to 0..1; an
+        NCHW input gets its channels first."""
+        dtype = self._input_dtype
         if dtype == np.uint8:
-            return rgb
-        scale, zero = self._input["quantization"]
-        values = rgb.astype(np.float32) / 255.0
-        if np.issubdtype(dtype, np.integer) and scale:
+            values = rgb
+        elif np.issubdtype(dtype, np.integer) and self._input.scale:
             info = np.iinfo(dtype)
-            return np.clip(np.round(values / scale + zero), info.min, info.max).astype(dtype)
-        return values.astype(dtype)
+            scaled = rgb.astype(np.float32) / 255.0 / self._input.scale + self._input.zero_point
+            values = np.clip(np.round(scaled), info.min, info.max).astype(dtype)
+        else:
+            values = (rgb.astype(np.float32) / 255.0).astype(dtype)
+        if self.layout.input_nchw:
+            return np.ascontiguousarray(values.transpose(2, 0, 1))
+        return values
 
     def _from_output(self, raw: np.ndarray) -> np.ndarray:
-        """Dequantize an integer output; float outputs pass through."""
-        if raw.dtype == np.float32:
-            return raw
-        scale, zero = self._output["quantization"]
-        return ((raw.astype(np.float32) - zero) * scale).astype(np.float32)
+        """Dequantize an integer output, put values on rows, and coordinates in 0..1."""
+        if raw.dtype != np.float32:
+            raw = ((raw.astype(np.float32) - self._output.zero_point) * self._output.scale
+                   if self._output.scale else raw.astype(np.float32))  # fmt: skip
+        if self.layout.transposed:
+            raw = raw.T
+        return raw if self._scale is None else raw * self._scale
 
 
 def _tensor_info(detail: dict) -> TensorInfo:

@@ -45,7 +45,7 @@ TAIL_WARNING = 0.1  # share of the images after the last result that calls for a
     "--model",
     "model_names",
     multiple=True,
-    help="Model name or .tflite path; repeat for a row per model.",
+    help="Model name or .tflite or .onnx path; repeat for a row per model.",
 )
 @click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
 @click.option(

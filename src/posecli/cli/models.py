@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import keypoints, models, tiles
+from .. import models, tiles
 from ..errors import ModelError
+from ..layouts import Layout
 from ..runtime import PoseModel
 from .common import EXIT_OK, EXIT_USAGE, echo, error
 from .options import Number, TileSize, kpt_spec_option
@@ -66,6 +67,31 @@ def models_pull(names, source, dest) -> int:
     return status
 
 
+def layout_lines(layout: Layout) -> list[str]:
+    """What `models info` says of a layout: input and output arrangement, coordinates, NMS and
+    classes, each with where it came from."""
+    src = layout.sources
+    order = "NCHW (1, 3, N, M)" if layout.input_nchw else "NHWC (1, N, M, 3)"
+    if layout.end2end:
+        arrangement = "end-to-end (1, N, 6 + K x D): x1 y1 x2 y2, score, class, keypoints"
+    elif layout.transposed:
+        arrangement = "transposed (1, F, 4 + nc + K x D): anchors x values"
+    else:
+        arrangement = "(1, 4 + nc + K x D, F): values x anchors"
+    boxes = "input pixels" if layout.box_pixels else "0..1"
+    points = "input pixels" if layout.keypoint_pixels else "0..1"
+    nms = "in the graph (end-to-end; posecli keeps scores over --conf)" if layout.end2end else (
+        "after the model (posecli's NMS)")  # fmt: skip
+    names = ", ".join(layout.class_names)
+    return [
+        f"input layout: {order}; {src['input']}",
+        f"output layout: {arrangement}; {src['output']}",
+        f"coordinates: boxes {boxes}, keypoints {points}; {src['coordinates']}",
+        f"NMS: {nms}",
+        f"classes: nc = {layout.classes} ({names}); {src['classes']}",
+    ]
+
+
 @models_group.command(name="info")
 @click.argument("model")
 @kpt_spec_option
@@ -88,16 +114,20 @@ def models_info(model: str, kpt_spec: str | None, tile: int | str, tile_overlap:
     """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path, and
     the tiles --tile runs on common frame sizes."""
     path, spec = models.resolve(model)
-    loaded = PoseModel(path, threads=1)
-    kpt, dims = keypoints.for_model(path, loaded.output_rows, kpt_spec)
-    echo(f"model: {spec.name if spec else path.name}\nfile: {path}")
+    loaded = PoseModel(path, threads=1, kpt_spec=kpt_spec)
+    layout = loaded.layout
+    kpt, dims = layout.spec, layout.dims
+    echo(f"model: {spec.name if spec else path.name}\nfile: {path}\nformat: {loaded.kind}")
     for role, t in loaded.info().items():
         echo(f"{role}: shape {list(t.shape)} {t.dtype} scale {t.scale:.6g} zero {t.zero_point}")
+    for line in layout_lines(layout):
+        echo(line)
     echo(f"quantization: {loaded.quantization()}")
     width, height = loaded.input_size
     values = "x, y, visibility" if dims == 3 else "x, y; confidence reported as 1.0"
     echo(f"input size: {height} x {width} (N x M: height x width)")
-    echo(f"keypoints: K = {kpt.count}, D = {dims} ({values})")
+    echo(f"keypoints: K = {kpt.count}, D = {dims} ({values}); "
+         f"{layout.sources['keypoints']}")  # fmt: skip
     echo(f"keypoint spec: {kpt.describe()}")
     echo(f"keypoint names: {', '.join(kpt.names)}")
     counts = [f"{w}x{h}: {tiles.tile_count(w, h, tile, tile_overlap, loaded.input_size)}"

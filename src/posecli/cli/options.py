@@ -49,7 +49,7 @@ def model_options(func):
     """-m/--model and --imgsz, which pick one model."""
     return apply_options([
         click.option("-m", "--model", "model", default=None,
-                     help="Model name from `posecli models list` or a .tflite path."),
+                     help="Model name from `posecli models list` or a .tflite or .onnx path."),
         click.option("--imgsz", type=click.Choice(["192", "256", "320"]), default=None,
                      help="Pick the yolov8n-pose model with this input size."),
     ], func)  # fmt: skip
