@@ -25,6 +25,7 @@ from .common import (
 from .eval import eval_command
 from .infer import infer
 from .models import models_group
+from .serve import serve
 from .track import track
 
 
@@ -34,7 +35,7 @@ def cli() -> None:
     """Multi-person pose estimation with ST's int8 YOLOv8n-pose TFLite models."""
 
 
-for command in (infer, track, eval_command, bench, models_group):
+for command in (infer, track, serve, eval_command, bench, models_group):
     cli.add_command(command)
 
 

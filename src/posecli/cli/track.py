@@ -26,8 +26,8 @@ TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smoot
 MOOTS = {"keypoint_weight": "box_only"}
 
 
-def tracker_options(func):
-    """The association, smoothing and image-sequence options, defaulting to TrackerSettings'."""
+def association_options(func):
+    """The association, camera-motion and smoothing options, defaulting to TrackerSettings'."""
     unit = Number(0, 1)
     return apply_options([
         click.option("--track-high", type=unit, default=DEFAULTS.high, show_default=True,
@@ -61,12 +61,18 @@ def tracker_options(func):
         click.option("--smooth-min-cutoff", type=Number(0, min_open=True),
                      default=MIN_CUTOFF, show_default=True,
                      help="--smooth: cutoff in Hz at rest (lower: steadier, more lag)."),
+    ], func)  # fmt: skip
+
+
+def tracker_options(func):
+    """The association and smoothing options, and those that make images a sequence."""
+    return association_options(apply_options([
         click.option("--sequence", is_flag=True,
                      help="Track the images as the frames of one video, in the order given "
                           "(a folder's in name order); otherwise each image is tracked alone."),
         click.option("--fps", type=Number(1e-6, 1e6), default=DEFAULT_FPS,
                      show_default=True, help="--sequence: frames per second of the images."),
-    ], func)  # fmt: skip
+    ], func))  # fmt: skip
 
 
 @click.command()
@@ -86,19 +92,12 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     SOURCES are as for `posecli infer`. Each video, camera or stream is tracked on its own; every
     pose written has an integer "id". --format mot writes MOTChallenge rows for one video.
     """
-    if track_low > track_high:
-        raise click.UsageError(f"--track-low {track_low} is above --track-high {track_high}")
     if sequence and (params["shard"] or params["skip_existing"]):
         raise click.UsageError("--sequence tracks all the images: no --shard or --skip-existing")
     refuse_untuned({"sequence": sequence, "smooth": smooth, "box_only": box_only})
-    settings = TrackerSettings(
-        high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
-        match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
-        duplicate=duplicate_iou,
-    )  # fmt: skip
-    smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
-    options = TrackOptions(settings, smoother, fps if sequence else None,
-                           camera_motion=camera_motion)  # fmt: skip
+    options = track_options(track_high, track_low, new_track, track_buffer, match_thresh,
+                            keypoint_weight, duplicate_iou, box_only, camera_motion, smooth,
+                            smooth_beta, smooth_min_cutoff, fps if sequence else None)  # fmt: skip
     if params["conf"] is None:
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
@@ -106,6 +105,21 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
                        thumbnails=camera_motion,
                        image_thumbnails=camera_motion and sequence,
                        keep_missing=sequence)  # fmt: skip
+
+
+def track_options(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight,
+                  duplicate_iou, box_only, camera_motion, smooth, smooth_beta, smooth_min_cutoff,
+                  sequence_fps: float | None = None) -> TrackOptions:  # fmt: skip
+    """The TrackOptions that the association and smoothing options describe."""
+    if track_low > track_high:
+        raise click.UsageError(f"--track-low {track_low} is above --track-high {track_high}")
+    settings = TrackerSettings(
+        high=track_high, low=track_low, new_track=new_track, buffer=track_buffer,
+        match=match_thresh, keypoint_weight=keypoint_weight, use_keypoints=not box_only,
+        duplicate=duplicate_iou,
+    )  # fmt: skip
+    smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
+    return TrackOptions(settings, smoother, sequence_fps, camera_motion=camera_motion)
 
 
 def refuse_untuned(flags: dict[str, bool]) -> None:
