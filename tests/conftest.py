@@ -47,6 +47,11 @@ def jsonl_records(stdout: bytes) -> list[dict]:
     return [json.loads(line) for line in stdout.decode().splitlines()]
 
 
+def ok_records(stdout: bytes) -> list[dict]:
+    """The JSONL records of images and frames, without the error records of failed inputs."""
+    return [r for r in jsonl_records(stdout) if "error" not in r]
+
+
 @pytest.fixture(scope="session")
 def estimator():
     """The default model with default settings."""

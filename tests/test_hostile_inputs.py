@@ -31,7 +31,7 @@ from posecli.models import load_manifest
 from posecli.pipeline import ordered_map
 from test_robustness import unprivileged
 
-from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records
+from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, ok_records
 
 RSS_WRAPPER = (
     "import resource, subprocess, sys; "
@@ -98,7 +98,7 @@ def test_hostile_folder_names_every_bad_file_once_and_keeps_every_good_one(hosti
     for name, reason in hostile_folder["bad"].items():
         (line,) = [x for x in lines if x.startswith(f"posecli: error: {root / name}: ")]
         assert reason in line, line
-    records = jsonl_records(proc.stdout)
+    records = ok_records(proc.stdout)
     assert sorted(os.path.basename(r["image"]) for r in records) == hostile_folder["good"]
     assert all(len(r["poses"]) >= 2 for r in records)
     assert int(peak_kib) < 1024 * 1024
@@ -115,7 +115,7 @@ def test_special_files_are_refused_when_named_too(tmp_path):
         "posecli: error: /dev/zero: not a regular file but a character device",
         f"posecli: error: {tmp_path / 'pipe'}: not a regular file but a FIFO",
     ]
-    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(BUS)]
+    assert [r["image"] for r in ok_records(proc.stdout)] == [str(BUS)]
 
 
 def test_files_over_max_bytes_are_refused_before_reading():
@@ -124,13 +124,13 @@ def test_files_over_max_bytes_are_refused_before_reading():
     assert error_lines(proc.stderr) == [
         f"posecli: error: {BUS}: file has {size} bytes, above the limit of 100000 (--max-bytes)"
     ]
-    assert [r["image"] for r in jsonl_records(proc.stdout)] == [str(ZIDANE)]
+    assert [r["image"] for r in ok_records(proc.stdout)] == [str(ZIDANE)]
 
 
 def test_png_that_pillow_cannot_open_still_has_its_size_checked(tmp_path):
     png_bomb(tmp_path / "text.png", 2000, 1000, text_bytes=2_000_000)
     proc = run_quick("infer", tmp_path / "text.png", "--max-pixels", "1000000", "-f", "jsonl")
-    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.returncode == 1 and ok_records(proc.stdout) == []
     assert b"2000x1000 = 2000000 pixels, above the limit of 1000000" in proc.stderr
 
 
@@ -155,7 +155,7 @@ def test_png_header_is_read_without_decoding_the_pixels(tmp_path):
 def test_jpeg_with_a_lying_header_is_truncated_not_empty(tmp_path):
     jpeg_claiming_size(tmp_path / "lying.jpg", 12000, 12000)
     proc = run_quick("infer", tmp_path / "lying.jpg", "-f", "jsonl")
-    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.returncode == 1 and ok_records(proc.stdout) == []
     assert b"truncated JPEG file (its header says 12000x12000, but only" in proc.stderr
 
 
@@ -166,7 +166,7 @@ def test_native_library_messages_do_not_reach_stderr(tmp_path):
     assert error_lines(proc.stderr) == [
         f"posecli: error: {tmp_path / 'crc.png'}: cannot decode: corrupt or truncated PNG file"
     ]
-    assert len(jsonl_records(proc.stdout)) == 2
+    assert len(ok_records(proc.stdout)) == 2
 
 
 @pytest.mark.parametrize("data", [BUS.read_bytes(), b"x" * 10_000_000], ids=["jpeg", "no-newline"])

@@ -29,7 +29,7 @@ from posecli.cli.frames import FrameProgress
 from posecli.pipeline import SourceEnd, VideoStart, _FrameQueue, _FrameTask
 from posecli.video import VideoSource
 
-from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, run_cli
+from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, ok_records, run_cli
 
 VIDEOS = SHARED / "videos"
 PETS = VIDEOS / "pets-vtest.avi"
@@ -182,11 +182,6 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
         inputs = [line for line in lines if not line.endswith("the results are written)")]
         assert [f"posecli: error: {r['image']}: {r['error']}" for r in failed] == inputs
     return lines[0]
-
-
-def ok_records(stdout: bytes) -> list[dict]:
-    """The JSONL records of images and frames, without the error records."""
-    return [r for r in jsonl_records(stdout) if "error" not in r]
 
 
 def test_truncated_video_keeps_its_frames_and_says_it_ended_early(tmp_path):
