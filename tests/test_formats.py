@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from pycocotools.coco import COCO
 
-from posecli import KEYPOINT_NAMES
+from posecli import KEYPOINT_NAMES, ImageError
 
 from conftest import BUS, COCO_ANNOTATIONS, ZIDANE, coco_files, jsonl_records, run_cli
 
@@ -119,3 +119,7 @@ def test_every_failed_input_has_an_error_record_with_one_reason_everywhere(estim
     for record in records:
         jsonschema.validate(record, schema, cls=jsonschema.Draft202012Validator)
     assert json.loads(run_cli("infer", *paths, "-f", "json").stdout) == records
+    for path, record in zip((missing, damaged), failed, strict=False):
+        with pytest.raises(ImageError) as caught:
+            estimator.predict_file(path)
+        assert str(caught.value) == record["error"]

@@ -90,11 +90,10 @@ def readable_images(
     others' names and reasons; ImageError if none runs."""
     good, failed = [], []
     for path in paths:
-        result = estimator.predict_file(path)
-        if result.ok:
-            good.append(result)
-        else:
-            failed.append((printable_path(str(path)), result.error or "failed"))
+        try:
+            good.append(estimator.predict_file(path))
+        except ImageError as exc:
+            failed.append((printable_path(str(path)), str(exc)))
     if not good:
         name, reason = failed[0]
         more = f" (none of the {len(paths)} images can be read)" if len(paths) > 1 else ""

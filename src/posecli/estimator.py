@@ -73,7 +73,8 @@ class PoseEstimator:
     `predict` may be called from several threads, whose calls take turns on the one
     interpreter; `predict_files` and `stream` run several in parallel.
     `predict_file`/`predict_files` decode large JPEGs at reduced scale, as the CLI does (unless
-    `reduced_decode=False`); `predict_file(path)` gives exactly the CLI's result for a file.
+    `reduced_decode=False`); `predict_file(path)` gives exactly the CLI's result for a file and
+    raises ImageError for a file that cannot be read, with the reason the CLI gives.
     """
 
     def __init__(
@@ -143,8 +144,11 @@ class PoseEstimator:
 
     def predict_file(self, path: str | os.PathLike, hook: ImageHook | None = None) -> ImageResult:
         """Read, run and decode one image file as `posecli infer` does (large JPEGs at reduced
-        scale unless `reduced_decode=False`); a bad file gives a result with `error` set."""
-        return self.process_file(self._model, hook, str(path))[0]
+        scale unless `reduced_decode=False`); ImageError, with the CLI's reason, for a bad file."""
+        result = self.process_file(self._model, hook, str(path))[0]
+        if result.error is not None:
+            raise ImageError(result.error)
+        return result
 
     def predict_files(
         self,
