@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -170,3 +172,21 @@ def test_an_onnx_model_without_onnxruntime_is_one_line_saying_how_to_install_it(
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines
     assert "pip install 'posecli[onnx]'" in lines[0]
+
+
+def test_records_of_a_several_class_model_carry_the_class_and_classes_filters(layouts):
+    schema = json.loads(resources.files("posecli").joinpath("pose-result.schema.json").read_text())
+    model = layouts["two-classes"]
+    both = jsonl_records(run_cli("infer", "-m", model, BUS, "-f", "jsonl").stdout)[0]
+    riders = jsonl_records(run_cli("infer", "-m", model, BUS, "-f", "jsonl", "--classes", "1")
+                           .stdout)[0]  # fmt: skip
+    jsonschema.validate(both, schema)
+    assert both["poses"] and {p["class"]["name"] for p in both["poses"]} == {"person"}
+    # the second class row is a copy of the first: the same people, as the other class
+    assert [p["box"] for p in riders["poses"]] == [p["box"] for p in both["poses"]]
+    assert {tuple(p["class"].values()) for p in riders["poses"]} == {(1, "rider")}
+    plain = jsonl_records(run_cli("infer", BUS, "-f", "jsonl").stdout)[0]
+    assert all("class" not in p for p in plain["poses"])
+    proc = run_cli("infer", "-m", model, BUS, "--classes", "0,2")
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "classes 0 to 1 (person, rider)" in lines[0]

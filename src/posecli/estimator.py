@@ -11,7 +11,7 @@ import numpy as np
 
 from . import images, keypoints, models, pipeline, tiles, video
 from .camera_motion import grey_thumbnail
-from .decode import decode_people, decode_poses, to_poses
+from .decode import Head, decode_people, decode_poses, to_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
 from .pose import ImageResult, Pose
@@ -94,6 +94,7 @@ class PoseEstimator:
         kpt_spec: str | os.PathLike | KeypointSpec | None = None,
         tile: int | str | None = None,
         tile_overlap: float = tiles.DEFAULT_OVERLAP,
+        classes: Iterable[int] | None = None,
     ):
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
                                      ("interp", interp, INTERPOLATIONS),
@@ -110,6 +111,7 @@ class PoseEstimator:
         self._model = PoseModel(self.model_path, self.threads, delegate, kpt_spec)
         self.layout = self._model.layout
         self.keypoint_spec, self.keypoint_dims = self.layout.spec, self.layout.dims
+        self._head = self._decode_head(classes)
         spec = self.keypoint_spec
         if tta == "flip" and (self.layout.end2end or self.layout.classes > 1):
             raise ModelError(f"{self.model_path}: --tta flip needs a one-class output of values "
@@ -241,12 +243,22 @@ class PoseEstimator:
         """Raw output to poses in original-image pixels, with this estimator's thresholds."""
         s = self.settings
         return decode_poses(output, self.input_size, transform, (width, height), s.conf, s.iou,
-                            s.max_det, self.keypoint_dims, *self._decode_kind)  # fmt: skip
+                            s.max_det, self.keypoint_dims, self._head)  # fmt: skip
 
-    @property
-    def _decode_kind(self) -> tuple[int, bool]:
-        """The layout's (nc, end-to-end?) for decode."""
-        return self.layout.classes, self.layout.end2end
+    def _decode_head(self, classes: Iterable[int] | None) -> Head:
+        """What decode needs of the layout: nc, end-to-end, the classes kept (`classes`; None
+        when all are) and, for several classes, their names."""
+        count = self.layout.classes
+        keep = None if classes is None else tuple(sorted(set(classes)))
+        bad = [c for c in keep or () if not isinstance(c, int) or not 0 <= c < count]
+        if bad or keep == ():
+            known = ", ".join(self.layout.class_names)
+            raise ModelError(f"{self.model_path}: --classes {bad or 'none'}: the model has "
+                             f"classes 0 to {count - 1} ({known})")  # fmt: skip
+        if keep == tuple(range(count)):
+            keep = None
+        names = self.layout.class_names if count > 1 else None
+        return Head(count, self.layout.end2end, keep, names)
 
     def predict_loaded(self, model: PoseModel, loaded: images.LoadedImage) -> list[Pose]:
         """Preprocess, invoke and decode one decoded image (and its tiles, with `tile`)."""
@@ -279,12 +291,12 @@ class PoseEstimator:
             return self.decode(outputs[0], transforms[0], width, height)
         s = self.settings
         runs = [decode_people(output, self.input_size, transform, s.conf, s.iou, s.max_det,
-                              self.keypoint_dims, *self._decode_kind)
+                              self.keypoint_dims, self._head)
                 for output, transform in zip(outputs, transforms, strict=True)]  # fmt: skip
         regions = self.regions(width, height)
         cut = [tiles.cut_by_inner_edge(people.boxes, region, width, height)
                for people, region in zip(runs, regions, strict=True)]  # fmt: skip
-        return to_poses(tiles.merge(runs, cut, s.max_det), (width, height))
+        return to_poses(tiles.merge(runs, cut, s.max_det), (width, height), self._head.names)
 
     def _region_input(
         self, loaded: images.LoadedImage, region: np.ndarray

@@ -30,32 +30,40 @@ class People:
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray
+    classes: np.ndarray | None = None  # (N,) class indices, for a model of several classes
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def take(self, index: np.ndarray) -> People:
         """The people at `index`, in its order."""
-        return People(self.boxes[index], self.scores[index], self.keypoints[index])
+        classes = None if self.classes is None else self.classes[index]
+        return People(self.boxes[index], self.scores[index], self.keypoints[index], classes)
 
     @staticmethod
     def concat(parts: list[People]) -> People:
         """All parts' people, in order."""
-        return People(*(np.concatenate([getattr(p, f) for p in parts])
-                        for f in ("boxes", "scores", "keypoints")))  # fmt: skip
+        boxes, scores, keypoints = (np.concatenate([getattr(p, f) for p in parts])
+                                    for f in ("boxes", "scores", "keypoints"))  # fmt: skip
+        classes = [p.classes for p in parts if p.classes is not None]
+        joined = np.concatenate(classes) if len(classes) == len(parts) else None
+        return People(boxes, scores, keypoints, joined)
 
 
 @dataclass(frozen=True)
 class Pose:
     """One person: score, box (x1, y1, x2, y2), keypoints (K, 3) as x, y, conf, and track ID.
 
-    `track_id` is set only by a tracker; it is the record's "id".
+    `track_id` is set only by a tracker; it is the record's "id". `class_id` and `class_name`
+    are set for a model of several classes; they are the record's "class".
     """
 
     score: float
     box: np.ndarray
     keypoints: np.ndarray
     track_id: int | None = None
+    class_id: int | None = None  # with class_name, for a model of several classes
+    class_name: str | None = None
 
     def to_dict(self) -> dict:
         """Plain-JSON form: rounded floats, lists instead of arrays."""
@@ -73,12 +81,18 @@ def pose_records(poses: list[Pose]) -> list[dict]:
     return [
         {
             **({} if p.track_id is None else {"id": p.track_id}),
+            **({} if p.class_id is None else {"class": class_record(p)}),
             "score": round(float(p.score), 5),
             "box": box,
             "keypoints": keypoints,
         }
         for p, box, keypoints in zip(poses, boxes, kpts.tolist(), strict=True)
     ]
+
+
+def class_record(pose: Pose) -> dict:
+    """A pose's "class": its index and name."""
+    return {"index": pose.class_id, "name": pose.class_name}
 
 
 @dataclass(frozen=True)

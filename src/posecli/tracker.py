@@ -4,7 +4,7 @@ keypoint similarity (OKS) in the matching cost, and optional One Euro keypoint s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -487,12 +487,11 @@ class PoseTracker:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
             smoothed = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
             return [
-                Pose(poses[i].score, boxes[i], k, int(t))
+                replace(poses[i], box=boxes[i], keypoints=k, track_id=int(t))
                 for i, k, t in zip(out, smoothed, ids, strict=True)
             ]
         return [
-            Pose(poses[i].score, boxes[i], poses[i].keypoints, int(t))
-            for i, t in zip(out, ids, strict=True)
+            replace(poses[i], box=boxes[i], track_id=int(t)) for i, t in zip(out, ids, strict=True)
         ]
 
 

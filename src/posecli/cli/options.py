@@ -38,6 +38,23 @@ class TileSize(click.ParamType):
                       f"{tiles.MIN_TILE} up.", param, ctx)  # fmt: skip
 
 
+class ClassList(click.ParamType):
+    """--classes: class indices, comma-separated ('0' or '0,2')."""
+
+    name = "classes"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            classes = tuple(int(v) for v in str(value).split(","))
+        except ValueError:
+            classes = ()
+        if not classes or min(classes) < 0:
+            self.fail(f"{value!r} is not class indices like 0 or 0,2.", param, ctx)
+        return classes
+
+
 def apply_options(options: list, func):
     """Decorate func with click options, first in the list first in --help."""
     for option in reversed(options):
@@ -93,6 +110,8 @@ def pipeline_options(func):
                      default=tiles.DEFAULT_OVERLAP, show_default=True,
                      help="--tile: the least share of a tile its neighbours overlap."),
         kpt_spec_option,
+        click.option("--classes", type=ClassList(), default=None, metavar="I[,J...]",
+                     help="Keep only people of these classes (a model of several classes)."),
     ], func)  # fmt: skip
 
 
@@ -112,11 +131,11 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
 def build_estimator(model, conf, iou, max_det, threads, delegate, resize, interp, tta,
                     max_pixels, max_bytes, full_decode, tile=None,
                     tile_overlap=tiles.DEFAULT_OVERLAP, kpt_spec=None,
-                    imgsz=None) -> PoseEstimator:  # fmt: skip
+                    imgsz=None, classes=None) -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
         reduced_decode=not full_decode, max_bytes=max_bytes, interp=interp, tta=tta,
-        kpt_spec=kpt_spec, tile=tile, tile_overlap=tile_overlap,
+        kpt_spec=kpt_spec, tile=tile, tile_overlap=tile_overlap, classes=classes,
     )  # fmt: skip
