@@ -190,3 +190,13 @@ def test_records_of_a_several_class_model_carry_the_class_and_classes_filters(la
     proc = run_cli("infer", "-m", model, BUS, "--classes", "0,2")
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "classes 0 to 1 (person, rider)" in lines[0]
+
+
+def test_coords_forces_what_the_probe_would_find(layouts):
+    model = layouts["pixels"]
+    auto = run_cli("infer", "-m", model, BUS, "-f", "jsonl").stdout
+    assert run_cli("infer", "-m", model, BUS, "-f", "jsonl", "--coords", "keypoint-pixels"
+                   ).stdout == auto  # fmt: skip
+    assert run_cli("infer", "-m", model, BUS, "-f", "jsonl", "--coords", "pixels").stdout != auto
+    info = run_cli("models", "info", model, "--coords", "keypoint-pixels").stdout.decode()
+    assert "keypoints input pixels; from --coords keypoint-pixels" in info

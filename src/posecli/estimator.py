@@ -14,6 +14,7 @@ from .camera_motion import grey_thumbnail
 from .decode import Head, decode_people, decode_poses, to_poses
 from .errors import ImageError, ModelError
 from .keypoints import KeypointSpec
+from .layouts import COORDINATE_CHOICES
 from .pose import ImageResult, Pose
 from .preprocess import (
     INTERPOLATIONS,
@@ -95,10 +96,12 @@ class PoseEstimator:
         tile: int | str | None = None,
         tile_overlap: float = tiles.DEFAULT_OVERLAP,
         classes: Iterable[int] | None = None,
+        coords: str = "auto",
     ):
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
                                      ("interp", interp, INTERPOLATIONS),
-                                     ("tta", tta, TTA_MODES)):  # fmt: skip
+                                     ("tta", tta, TTA_MODES),
+                                     ("coords", coords, COORDINATE_CHOICES)):  # fmt: skip
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
         self.model_path, self.spec = models.resolve(model)
@@ -108,7 +111,7 @@ class PoseEstimator:
             check_count("threads", threads)
         self.threads = threads or default_threads()
         self.delegate = delegate
-        self._model = PoseModel(self.model_path, self.threads, delegate, kpt_spec)
+        self._model = PoseModel(self.model_path, self.threads, delegate, kpt_spec, coords=coords)
         self.layout = self._model.layout
         self.keypoint_spec, self.keypoint_dims = self.layout.spec, self.layout.dims
         self._head = self._decode_head(classes)

@@ -15,6 +15,10 @@ from .errors import ModelError
 from .keypoints import KeypointSpec, SpecArgument
 from .metadata import class_names
 
+# --coords: (boxes in pixels?, keypoints in pixels?) for each forced choice.
+COORDINATES = {"normalised": (False, False), "pixels": (True, True),
+               "keypoint-pixels": (False, True)}  # fmt: skip
+COORDINATE_CHOICES = ("auto", *COORDINATES)
 # A coordinate whose median magnitude over a grey image's anchors exceeds this is in pixels.
 PIXEL_MEDIAN = 2.0
 # Ultralytics' end-to-end heads keep max_det = 300 people; a file without metadata saying it is
@@ -182,11 +186,17 @@ def with_coordinates(
     output_range: float | None,
     probe: Callable[[np.ndarray], np.ndarray],
     onnx: bool = False,
+    forced: str = "auto",
 ) -> Layout:
     """The layout with box and keypoint coordinates decided: normalised when an integer output's
     range (`output_range`, its largest magnitude) cannot hold pixels, else by a probe run on a
     noise image (median magnitude of x and y over its candidates); when the probe finds no
-    candidate, by Ultralytics' convention (ONNX in pixels, TFLite 0..1)."""
+    candidate, by Ultralytics' convention (ONNX in pixels, TFLite 0..1). `forced` (--coords)
+    overrides them all."""
+    if forced != "auto":
+        boxes_px, points_px = COORDINATES[forced]
+        sources = {**layout.sources, "coordinates": f"from --coords {forced}"}
+        return replace(layout, box_pixels=boxes_px, keypoint_pixels=points_px, sources=sources)
     if output_range is not None and output_range <= PIXEL_MEDIAN:
         source = f"from the output's quantization range (|v| <= {output_range:.3g})"
         return replace(layout, sources={**layout.sources, "coordinates": source})

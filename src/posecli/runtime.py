@@ -184,6 +184,7 @@ class PoseModel:
         delegate: str | None = None,
         kpt_spec: SpecArgument = None,
         layout: Layout | None = None,
+        coords: str = "auto",
     ):
         self.path = Path(path)
         self._backend = load_backend(self.path, threads or default_threads(), delegate)
@@ -192,17 +193,18 @@ class PoseModel:
         self._output = self._backend.output_infos()[0]
         self._input_dtype = np.dtype(self._input.dtype)
         self._scale: np.ndarray | None = None
-        self.layout = layout or self._describe(kpt_spec)
+        self.layout = layout or self._describe(kpt_spec, coords)
         self.input_size = self.layout.input_size
         self._scale = self.layout.pixel_scale()
 
-    def _describe(self, kpt_spec: SpecArgument) -> Layout:
-        """Read the layout from the tensors and metadata, then probe the coordinates."""
+    def _describe(self, kpt_spec: SpecArgument, coords: str) -> Layout:
+        """Read the layout from the tensors and metadata, then the coordinates (`coords`, or
+        the output's range or a probe)."""
         outputs = [t.shape for t in self._backend.output_infos()]
         metadata = self._backend.metadata()
         self.layout = describe(self.path, self._input.shape, outputs, metadata, kpt_spec)
         onnx = self.kind.startswith("ONNX")
-        return with_coordinates(self.layout, self._output_range(), self.run, onnx)
+        return with_coordinates(self.layout, self._output_range(), self.run, onnx, coords)
 
     def _output_range(self) -> float | None:
         """The largest magnitude an integer output can hold, None for a float output."""

@@ -11,7 +11,7 @@ from ..errors import ModelError
 from ..layouts import Layout
 from ..runtime import PoseModel
 from .common import EXIT_OK, EXIT_USAGE, echo, error
-from .options import Number, TileSize, kpt_spec_option
+from .options import Number, TileSize, coords_option, kpt_spec_option
 
 
 @click.group(name="models")
@@ -95,6 +95,7 @@ def layout_lines(layout: Layout) -> list[str]:
 @models_group.command(name="info")
 @click.argument("model")
 @kpt_spec_option
+@coords_option
 @click.option(
     "--tile",
     type=TileSize(),
@@ -110,11 +111,13 @@ def layout_lines(layout: Layout) -> list[str]:
     show_default=True,
     help="Tile overlap for the tiles-per-frame line.",
 )
-def models_info(model: str, kpt_spec: str | None, tile: int | str, tile_overlap: float) -> int:
+def models_info(
+    model: str, kpt_spec: str | None, coords: str, tile: int | str, tile_overlap: float
+) -> int:
     """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path, and
     the tiles --tile runs on common frame sizes."""
     path, spec = models.resolve(model)
-    loaded = PoseModel(path, threads=1, kpt_spec=kpt_spec)
+    loaded = PoseModel(path, threads=1, kpt_spec=kpt_spec, coords=coords)
     layout = loaded.layout
     kpt, dims = layout.spec, layout.dims
     echo(f"model: {spec.name if spec else path.name}\nfile: {path}\nformat: {loaded.kind}")

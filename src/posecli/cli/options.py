@@ -8,6 +8,7 @@ import click
 
 from .. import images, models, tiles
 from ..estimator import PoseEstimator
+from ..layouts import COORDINATE_CHOICES
 from ..preprocess import INTERPOLATIONS, RESIZE_MODES
 from ..tta import TTA_MODES
 
@@ -79,6 +80,13 @@ kpt_spec_option = click.option(
 )  # fmt: skip
 
 
+coords_option = click.option(
+    "--coords", type=click.Choice(COORDINATE_CHOICES), default="auto", show_default=True,
+    help="Model output coordinates: auto (read from the file), normalised 0..1, pixels, or "
+         "keypoint-pixels (boxes 0..1, keypoints in input pixels: exports before 2024).",
+)  # fmt: skip
+
+
 def pipeline_options(func):
     """Thresholds and runtime options shared by infer, track, eval and bench."""
     return apply_options([
@@ -112,6 +120,7 @@ def pipeline_options(func):
         kpt_spec_option,
         click.option("--classes", type=ClassList(), default=None, metavar="I[,J...]",
                      help="Keep only people of these classes (a model of several classes)."),
+        coords_option,
     ], func)  # fmt: skip
 
 
@@ -131,11 +140,12 @@ def model_choice(model: str | None, imgsz: str | None) -> str | None:
 def build_estimator(model, conf, iou, max_det, threads, delegate, resize, interp, tta,
                     max_pixels, max_bytes, full_decode, tile=None,
                     tile_overlap=tiles.DEFAULT_OVERLAP, kpt_spec=None,
-                    imgsz=None, classes=None) -> PoseEstimator:  # fmt: skip
+                    imgsz=None, classes=None, coords="auto") -> PoseEstimator:  # fmt: skip
     """A PoseEstimator from the shared command-line options."""
     return PoseEstimator(
         model=model_choice(model, imgsz), conf=conf, iou=iou, max_det=max_det, resize=resize,
         threads=threads, delegate=delegate, max_pixels=max_pixels,
         reduced_decode=not full_decode, max_bytes=max_bytes, interp=interp, tta=tta,
         kpt_spec=kpt_spec, tile=tile, tile_overlap=tile_overlap, classes=classes,
+        coords=coords,
     )  # fmt: skip
