@@ -237,7 +237,7 @@ def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.n
 
 def invoke_cpu_ms(estimator: PoseEstimator, inputs: list[np.ndarray], count: int) -> float:
     """CPU ms per invoke of a 1-thread interpreter on prepared model inputs."""
-    model = PoseModel(estimator.model_path, threads=1)
+    model = PoseModel(estimator.model_path, threads=1, layout=estimator.layout)
     model.run(inputs[0])
     cpu = time.process_time()
     for rgb in islice(cycle(inputs), count):
