@@ -270,7 +270,7 @@ def test_output_in_a_read_only_folder(tmp_path, fmt):
     folder.mkdir()
     folder.chmod(0o555)
     out = folder / f"out.{fmt}"
-    proc = subprocess.run(unprivileged(posecli("infer", BUS, "-q", "-o", out)),
+    proc = subprocess.run(unprivileged(posecli("infer", BUS, "-q", "-o", out, "-f", fmt)),
                           capture_output=True, timeout=120)  # fmt: skip
     check_output_error(proc, out, "permission denied")
     assert list(folder.iterdir()) == []
@@ -279,7 +279,7 @@ def test_output_in_a_read_only_folder(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "text"])
 def test_missing_parent_folders_are_created_for_every_format(tmp_path, fmt):
     out = tmp_path / "new" / "deeper" / f"out.{fmt}"
-    assert run_cli("infer", BUS, "-o", out).returncode == 0
+    assert run_cli("infer", BUS, "-o", out, "-f", fmt).returncode == 0
     assert str(BUS) in out.read_text()
 
 
@@ -594,6 +594,17 @@ def test_results_named_like_any_video_need_a_format(tmp_path):
     proc = run_cli("infer", BUS, "-o", tmp_path / "out.flv")
     assert proc.returncode == 2 and "has an image or video suffix" in proc.stderr.decode()
     assert not (tmp_path / "out.flv").exists()
+
+
+@pytest.mark.parametrize("name, fmt, says", [
+    ("newdir/", None, "names a folder"), ("newdir/", "jsonl", "names a folder"),
+    ("results.yaml", None, "no format has the suffix .yaml"),
+])  # fmt: skip
+def test_results_named_like_a_folder_or_of_no_format_are_refused(tmp_path, name, fmt, says):
+    """A trailing slash never names a results file; a suffix of no format needs -f."""
+    proc = run_cli("infer", BUS, "-o", f"{tmp_path}/{name}", *(["-f", fmt] if fmt else []))
+    assert proc.returncode == 2 and says in proc.stderr.decode(), proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [["list"], ["info", "yolov8n-pose-256"]])

@@ -47,7 +47,7 @@ def run_options(formats: tuple[str, ...]):
         click.option("-f", "--format", "fmt", type=click.Choice(formats), default=None,
                      help="Output format [default: text on a terminal, else from -o's suffix, "
                           "else jsonl]."),
-        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
                      default=None, help="Write results to FILE ('-': standard output); "
                                         "atomically, except jsonl (per image)."),
         click.option("--append", is_flag=True, help="Add to the jsonl -o file instead of "
@@ -102,8 +102,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     of video frames and of images; with `keep_missing` a source that does not exist fails in
     its place among the items (a frame of a --sequence), not before them.
     """
-    output = None if output == Path("-") else output
     fmt = checked_format(output, fmt, append, skip_existing, save_dir)
+    output = None if output in (None, "-") else Path(output)
     jsonl_file = output if output and fmt == "jsonl" else None
     shard_index = parse_shard(shard)
     estimator = build_estimator(**options)
@@ -139,11 +139,13 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     return EXIT_FAILED if stats.failed or stats.unsaved else EXIT_OK
 
 
-def checked_format(output: Path | None, fmt: str | None, append: bool, skip_existing: bool,
+def checked_format(output_name: str | None, fmt: str | None, append: bool, skip_existing: bool,
                    save_dir: Path | None) -> str:  # fmt: skip
     """The output format (given, or from the -o suffix), after refusing the output options that
     do not fit together."""
-    check_output_name(output, fmt)
+    output = None if output_name in (None, "-") else Path(output_name)
+    if output_name not in (None, "-"):
+        check_output_name(output_name, fmt)
     fmt = fmt or default_format(output)
     jsonl_file = output is not None and fmt == "jsonl"
     if skip_existing and not (save_dir or jsonl_file):
@@ -208,12 +210,22 @@ def shard_errors(errors: list[tuple[str, str]],
     return [(path, reason) for path, reason in errors if path in mine]
 
 
-def check_output_name(output: Path | None, fmt: str | None) -> None:
-    """Refuse `-o photo.jpg` (results into an image or video name) unless -f says so."""
-    if output is not None and fmt is None and output.suffix.lower() in MEDIA_SUFFIXES:
+def check_output_name(name: str, fmt: str | None) -> None:
+    """Refuse an -o folder name (a trailing /) for a results file and, without -f, a name that
+    does not say the format: an image or video suffix (`-o photo.jpg`), another (`-o x.yaml`)."""
+    suffix = Path(name).suffix.lower()
+    if name.endswith(("/", os.sep)):
+        raise click.UsageError(f"-o {name} names a folder; results go to a file")
+    if fmt is not None:
+        return
+    if suffix in MEDIA_SUFFIXES:
         raise click.UsageError(
-            f"-o {output} has an image or video suffix; give -f FORMAT to write results there"
+            f"-o {name} has an image or video suffix; give -f FORMAT to write results there"
         )
+    if suffix and suffix not in SUFFIX_FORMATS:
+        known = ", ".join(SUFFIX_FORMATS)
+        raise click.UsageError(f"-o {name}: no format has the suffix {suffix} ({known}); "
+                               "give -f FORMAT")  # fmt: skip
 
 
 def refuse_writing_over_inputs(inputs: list[Item], output, save_dir, items: list[Item]) -> None:
