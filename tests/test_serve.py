@@ -276,6 +276,15 @@ def test_token_needed_off_loopback():
     assert serve.viewer_url("10.0.0.2", 8000, made) == f"http://10.0.0.2:8000/?token={made}"
 
 
+def test_without_aiohttp_one_line_exit_2():
+    hide = "import sys; sys.modules['aiohttp'] = None; from posecli.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", hide, "serve", str(PETS)], capture_output=True)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        "posecli: error: posecli serve needs its extra: pip install 'posecli[serve]'\n"
+    )
+
+
 class StreamServer:
     """MJPEG of the clip's frames at 10 fps on 127.0.0.1, which stops after `frames`."""
 
