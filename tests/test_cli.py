@@ -159,6 +159,37 @@ def test_models_pull_from_a_folder_then_list_shows_them(tmp_path):
     assert not list(installed.parent.glob(".*part"))
 
 
+def test_pull_into_a_folder_off_the_search_path_says_to_name_it(tmp_path):
+    """--dest DIR is used only once POSECLI_MODELS names DIR: the pull says so, unless it does."""
+    args = ("models", "pull", "yolov8n-pose-256", "--from", MODELS, "--dest", tmp_path)
+    proc = run_cli(*args)
+    assert proc.returncode == 0 and f"POSECLI_MODELS={tmp_path} " in proc.stderr.decode()
+    again = run_cli(*args, env={"POSECLI_MODELS": str(tmp_path)})
+    assert again.returncode == 0 and again.stderr == b""
+
+
+def test_models_info_without_a_name_is_the_default_model():
+    proc = run_cli("models", "info")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().startswith(f"model: {load_manifest()[0]}\n")
+
+
+def test_format_names_are_case_insensitive():
+    proc = run_cli("infer", BUS, "-f", "JSONL")
+    assert proc.returncode == 0, proc.stderr
+    assert jsonl_records(proc.stdout)[0]["image"] == str(BUS)
+
+
+def test_a_folder_without_images_suggests_r_only_when_it_has_subfolders(tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "nested" / "sub").mkdir(parents=True)
+    proc = run_cli("infer", tmp_path / "flat", tmp_path / "nested", "-f", "jsonl")
+    assert [r["error"] for r in jsonl_records(proc.stdout)] == [
+        "no images or videos in this folder",
+        "no images or videos in this folder (use -r to look in subfolders)",
+    ]
+
+
 def test_pull_refuses_a_checksum_mismatch_and_installs_nothing(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
@@ -185,7 +216,7 @@ def test_pull_installs_the_good_models_beside_a_damaged_one(tmp_path):
     dest = tmp_path / "dest"
     proc = run_cli("models", "pull", *names, "--from", source, "--dest", dest)
     assert proc.returncode == 2
-    [line] = proc.stderr.decode().splitlines()
+    [line] = [e for e in proc.stderr.decode().splitlines() if e.startswith("posecli: error:")]
     assert "does not match the manifest" in line
     installed = sorted(p.name for p in dest.iterdir())
     assert installed == [f"{names[n]}_quant_pc_uf_pose_coco-st.tflite"

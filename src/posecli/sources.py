@@ -174,8 +174,17 @@ def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
         else:
             inputs.errors.append(found)
     if len(inputs.items) == before and len(inputs.errors) == errors_before:
-        hint = "" if recursive else " (use -r to look in subfolders)"
+        hint = "" if recursive or not _has_subfolder(root) else " (use -r to look in subfolders)"
         inputs.errors.append((root, f"no images or videos in this folder{hint}"))
+
+
+def _has_subfolder(folder: str) -> bool:
+    """Whether the folder holds a folder (or a link to one); False if it cannot be read."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(_is_dir(entry) for entry in entries)
+    except OSError:
+        return False
 
 
 def _walk(

@@ -44,7 +44,8 @@ MEDIA_SUFFIXES = IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS | {".gif", ".avif", "
 def run_options(formats: tuple[str, ...]):
     """Output, video and batch options shared by infer and track (formats differ)."""
     return lambda func: apply_options([
-        click.option("-f", "--format", "fmt", type=click.Choice(formats), default=None,
+        click.option("-f", "--format", "fmt", type=click.Choice(formats, case_sensitive=False),
+                     default=None,
                      help="Output format [default: text on a terminal, else from -o's suffix, "
                           "else jsonl]."),
         click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",

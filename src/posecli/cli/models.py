@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from .. import models, tiles
 from ..errors import ModelError
 from ..layouts import Layout
 from ..runtime import PoseModel
-from .common import EXIT_OK, EXIT_USAGE, echo, error
+from .common import EXIT_OK, EXIT_USAGE, echo, error, info
 from .options import Number, TileSize, coords_option, kpt_spec_option
 
 
@@ -64,7 +65,15 @@ def models_pull(names, source, dest) -> int:
             status = EXIT_USAGE
             continue
         echo(f"{name}: {path}")
+    if dest is not None and not searched(dest):
+        info(f"posecli looks for models in ${models.ENV_MODELS} and {models.cache_dir()}: "
+             f"set {models.ENV_MODELS}={dest} to use the models in {dest}", False)  # fmt: skip
     return status
+
+
+def searched(folder: Path) -> bool:
+    """Whether models in `folder` are found by name (it is on the search path)."""
+    return any(os.path.realpath(d) == os.path.realpath(folder) for d in models.search_dirs())
 
 
 def layout_lines(layout: Layout) -> list[str]:
@@ -93,7 +102,7 @@ def layout_lines(layout: Layout) -> list[str]:
 
 
 @models_group.command(name="info")
-@click.argument("model")
+@click.argument("model", required=False)
 @kpt_spec_option
 @coords_option
 @click.option(
@@ -112,10 +121,10 @@ def layout_lines(layout: Layout) -> list[str]:
     help="Tile overlap for the tiles-per-frame line.",
 )
 def models_info(
-    model: str, kpt_spec: str | None, coords: str, tile: int | str, tile_overlap: float
+    model: str | None, kpt_spec: str | None, coords: str, tile: int | str, tile_overlap: float
 ) -> int:
-    """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path, and
-    the tiles --tile runs on common frame sizes."""
+    """Shapes, dtypes, quantization, N x M, K, D and keypoint spec of a model name or path (the
+    default model without one), and the tiles --tile runs on common frame sizes."""
     path, spec = models.resolve(model)
     loaded = PoseModel(path, threads=1, kpt_spec=kpt_spec, coords=coords)
     layout = loaded.layout
