@@ -98,6 +98,8 @@ class PoseEstimator:
         classes: Iterable[int] | None = None,
         coords: str = "auto",
     ):
+        self._arguments = dict(locals())
+        del self._arguments["self"]
         for name, value, allowed in (("resize", resize, RESIZE_MODES),
                                      ("interp", interp, INTERPOLATIONS),
                                      ("tta", tta, TTA_MODES),
@@ -134,6 +136,10 @@ class PoseEstimator:
     def model_name(self) -> str:
         """Manifest name of the model, or its file name for a model given by path."""
         return self.spec.name if self.spec else self.model_path.name
+
+    def arguments(self) -> dict:
+        """The constructor's arguments, to build the same estimator elsewhere (a Ray actor)."""
+        return dict(self._arguments)
 
     @property
     def input_size(self) -> tuple[int, int]:

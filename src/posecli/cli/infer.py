@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import files, images, pipeline, video
+from .. import files, images, pipeline, ray_engine, video
 from ..draw import draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
 from ..estimator import PoseEstimator
@@ -71,6 +71,12 @@ def run_options(formats: tuple[str, ...]):
         click.option("--skip-existing", is_flag=True,
                      help="Skip images and videos already in --save-dir or in the jsonl -o "
                           "file."),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="Run on this machine's threads, or on the Ray "
+                     "cluster at RAY_ADDRESS (none: a local Ray for the run)."),
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="--engine ray: actors, each with --threads CPUs [default: as many "
+                          "as the cluster's CPUs allow]."),
     ], func)  # fmt: skip
 
 
@@ -93,6 +99,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
                 timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None, thumbnails: bool = False,
                 image_thumbnails: bool = False, keep_missing: bool = False,
+                engine: str = "local", workers: int | None = None,
                 **options) -> int:  # fmt: skip
     """The run behind infer and track: expand the sources, check the outputs, run every item
     through the pipeline (and the `stage` made for the estimator, which may replace each frame's
@@ -107,6 +114,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     output = None if output in (None, "-") else Path(output)
     jsonl_file = output if output and fmt == "jsonl" else None
     shard_index = parse_shard(shard)
+    check_engine(engine, workers)
     estimator = build_estimator(**options)
     stdin = sys.stdin.buffer if "-" in sources else None
     inputs = expand(sources, recursive, stdin, keep_missing)
@@ -129,7 +137,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
-                      len(inputs.errors), unread)  # fmt: skip
+                      len(inputs.errors), unread, engine, workers)  # fmt: skip
     info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
         if shard_index and inputs.items:
@@ -138,6 +146,14 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
         error("no images to process")
         return EXIT_FAILED
     return EXIT_FAILED if stats.failed or stats.unsaved else EXIT_OK
+
+
+def check_engine(engine: str, workers: int | None) -> None:
+    """Refuse --workers without --engine ray, and --engine ray without Ray installed."""
+    if engine == "ray":
+        ray_engine.import_ray()
+    elif workers is not None:
+        raise click.UsageError("--workers needs --engine ray (--threads sets the local workers)")
 
 
 def checked_format(output_name: str | None, fmt: str | None, append: bool, skip_existing: bool,
@@ -286,8 +302,8 @@ class Stats:
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
               stream: StreamOptions, stage: Stage | None = None,
-              failed: int = 0, error_records: Sequence[tuple[str, str]] = ()
-              ) -> Stats:  # fmt: skip
+              failed: int = 0, error_records: Sequence[tuple[str, str]] = (),
+              engine: str = "local", workers: int | None = None) -> Stats:  # fmt: skip
     """Run every item through the frame pipeline, write results, report failures; Ctrl-C safe:
     the first one while a live source is read ends that source as a stream that stops.
 
@@ -296,16 +312,21 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     annotated images are then drawn from its poses, in order, rather than in the workers. The
     progress bar is left out when results are printed on the same terminal. `failed` counts the
     sources that failed before the run (they are in every summary); the `error_records` of
-    those this run records (path, reason) come first in json and jsonl.
+    those this run records (path, reason) come first in json and jsonl. With `engine` "ray"
+    the events come from `workers` Ray actors (ray_engine).
     """
     stats = Stats({i.path for i in items if i.is_video})
     stats.failed = failed
     by_path = {i.path: i for i in items}
     copies = AnnotatedImages(save_dir, by_path, kpt_conf, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip
-    workers = estimator.worker_count(None)
     live = pipeline.LiveStop()
-    events = pipeline.run(estimator, [i.path for i in items], stream, workers, copies.hook, live)
+    paths = [i.path for i in items]
+    if engine == "ray":
+        events = ray_engine.run(estimator, paths, stream, workers, copies.hook)
+    else:
+        local = estimator.worker_count(None)
+        events = pipeline.run(estimator, paths, stream, local, copies.hook, live)
     if stage is not None:
         events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
