@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import cast
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -120,11 +121,16 @@ class Hub:
 
     def publish(self, part: bytes | None, message: bytes | None, status: dict) -> None:
         """From any thread: a new frame (`part` None: only a record), and the status."""
-        self.loop.call_soon_threadsafe(self._publish, part, message, status)
+        self._call(self._publish, part, message, status)
 
     def end(self, state: str, message: str | None) -> None:
         """From any thread: the source ended (`state` 'ended') or failed ('stopped')."""
-        self.loop.call_soon_threadsafe(self._end, state, message)
+        self._call(self._end, state, message)
+
+    def _call(self, function: Callable, *args) -> None:
+        """Run `function(*args)` in the event loop, unless it has closed (an interrupt)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(function, *args)
 
     def _publish(self, part: bytes | None, message: bytes | None, status: dict) -> None:
         self.seq += 1
@@ -322,7 +328,7 @@ def viewer_url(host: str, port: int, token: str | None) -> str:
     """The URL to open: the machine's name for a wildcard address, the token in the query."""
     name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     name = f"[{name}]" if ":" in name else name
-    return f"http://{name}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{name}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
 
 
 def authorized(request: web.Request, token: str) -> bool:
