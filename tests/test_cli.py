@@ -65,6 +65,17 @@ def test_a_subfolder_named_like_a_photo_is_a_folder_not_a_failed_input(tmp_path,
     assert images == [str(tmp_path / "bus.jpg"), *inner]
 
 
+def test_summaries_count_videos_and_leave_out_what_did_not_run():
+    """A video-only run counts videos and frames (not 0 images); a failure-only run has no
+    poses or rate; an empty list of paths is one error line, no summary."""
+    video = run_cli("infer", SHARED / "videos" / "pets-vtest.avi", "--vid-stride", "200")
+    assert video.stderr.decode().splitlines()[-1].startswith("1 video, 4 frames, "), video.stderr
+    failed = run_cli("infer", "/nonexistent/x.jpg").stderr.decode().splitlines()[-1]
+    assert failed.startswith("0 images, 1 failed in ") and failed.endswith(" s"), failed
+    empty = run_cli("infer", "-", stdin=b"")
+    assert empty.stderr.decode().splitlines() == ["posecli: error: no images to process"]
+
+
 def test_missing_file_is_named_and_the_rest_still_written():
     proc = run_cli("infer", BUS, "/nonexistent/x.jpg", ZIDANE, "-f", "jsonl")
     assert proc.returncode == 1

@@ -268,7 +268,7 @@ def test_skip_existing_knows_a_folder_given_relative_then_absolute(tmp_path):
     assert run_quick("infer", "photos", "-o", out, cwd=tmp_path).returncode == 0
     again = run_quick("infer", photos, "-o", out, "--skip-existing", cwd=tmp_path)
     assert again.returncode == 0
-    assert error_lines(again.stderr)[-1].startswith("0 images, 0 poses, 0 failed, 3 skipped")
+    assert error_lines(again.stderr)[-1].startswith("0 images, 0 failed, 3 skipped")
     assert len(out.read_text().splitlines()) == 3
 
 
@@ -284,7 +284,7 @@ def test_skip_existing_tells_apart_names_that_print_alike(tmp_path):
     widths = sorted(r["width"] for r in jsonl_records(out.read_bytes()))
     assert 1280 in widths, "the file literally named caf\\xe9.jpg was never processed"
     third = run_quick("infer", tmp_path, "-o", out, "--skip-existing")
-    assert error_lines(third.stderr)[-1].startswith("0 images, 0 poses, 0 failed, 2 skipped")
+    assert error_lines(third.stderr)[-1].startswith("0 images, 0 failed, 2 skipped")
 
 
 def test_models_list_and_info_agree_on_quantization():

@@ -577,7 +577,7 @@ def test_copies_in_their_own_subfolders_keep_their_names(tmp_path):
     assert sorted(str(p.relative_to(saved)) for p in saved.rglob("*.jpg")) == ["a/x.jpg", "b/x.jpg"]
     again = run_cli(*args, "--skip-existing")
     summary = again.stderr.decode().splitlines()[-1]
-    assert summary.startswith("0 images, 0 poses, 0 failed, 2 skipped")
+    assert summary.startswith("0 images, 0 failed, 2 skipped")
     assert len(out.read_text().splitlines()) == 2
 
 

@@ -545,7 +545,7 @@ def test_ctrl_c_ends_a_live_stream_and_keeps_its_annotated_copy(server, tmp_path
     assert [p.name for p in saved.iterdir()] == ["endless.mp4"]
     assert video_info(saved / "endless.mp4")[0] == len(records)
     summary = err.decode().splitlines()[-1]
-    assert summary.startswith(f"0 images, {len(records)} frames, ") and "interrupted" not in summary
+    assert summary.startswith(f"1 video, {len(records)} frames, ") and "interrupted" not in summary
 
 
 def test_a_second_ctrl_c_interrupts_and_a_file_video_keeps_no_copy(server, tmp_path):

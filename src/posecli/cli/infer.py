@@ -138,13 +138,13 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     stage_for_run = stage(estimator) if stage is not None else None
     stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
                       len(inputs.errors), unread, engine, workers)  # fmt: skip
-    info(stats.summary(skipped), quiet)
     if not items and not skipped and not inputs.errors:
         if shard_index and inputs.items:
             info(f"shard {shard} has no images (of {len(inputs.items)} in all)", quiet)
             return EXIT_OK
         error("no images to process")
         return EXIT_FAILED
+    info(stats.summary(skipped), quiet)
     return EXIT_FAILED if stats.failed or stats.unsaved else EXIT_OK
 
 
@@ -274,6 +274,7 @@ class Stats:
 
     def __init__(self, videos: set[str]) -> None:
         self.videos = videos  # the paths whose results are video frames
+        self.read: set[str] = set()  # the videos that gave frames
         self.images = self.frames = self.poses = self.failed = self.unsaved = self.dropped = 0
         self.live = False
         self.start = time.perf_counter()
@@ -284,20 +285,23 @@ class Stats:
             self.images += 1
         else:
             self.frames += 1
+            self.read.add(result.path)
         self.poses += len(result.poses)
 
     def summary(self, skipped: int = 0) -> str:
-        """'N images, F frames, M poses, K failed' with timing (skips, dropped frames if any)."""
+        """'N images, V videos, F frames, M poses, K failed' with timing (skips, dropped frames
+        if any); images only if there were some or no frames, poses and rate only if any ran."""
         elapsed = time.perf_counter() - self.start
         count, unit = (self.frames, "frames") if self.frames else (self.images, "images")
-        rate = count / elapsed if elapsed > 0 else 0.0
+        rate = f" ({count / elapsed if elapsed > 0 else 0.0:.1f} {unit}/s)" if count else ""
         skip = f", {skipped} skipped" if skipped else ""
         unsaved = f", {self.unsaved} not saved" if self.unsaved else ""
-        frames = f"{plural(self.frames, 'frame')}, " if self.frames else ""
+        images = [plural(self.images, "image")] if self.images or not self.frames else []
+        videos = [plural(len(self.read), "video"), plural(self.frames, "frame")] * bool(self.frames)
+        poses = [plural(self.poses, "pose")] if count else []
         dropped = f", {plural(self.dropped, 'frame')} dropped" if self.live or self.dropped else ""
-        return (f"{plural(self.images, 'image')}, {frames}{plural(self.poses, 'pose')}, "
-                f"{self.failed} failed{unsaved}{skip}{dropped} in {elapsed:.2f} s "
-                f"({rate:.1f} {unit}/s)")  # fmt: skip
+        done = ", ".join([*images, *videos, *poses, f"{self.failed} failed"])
+        return f"{done}{unsaved}{skip}{dropped} in {elapsed:.2f} s{rate}"
 
 
 def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
