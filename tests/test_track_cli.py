@@ -217,6 +217,18 @@ def check_id_colours(saved: Path, records: list[dict]) -> None:
     assert checked >= 0.8 * sum(len(r["poses"]) for r in records)  # some edges are drawn over
 
 
+@pytest.mark.parametrize("glob", [False, True])
+def test_a_sequence_folder_or_glob_is_in_natural_order(tmp_path, glob):
+    """f9, f10, f11 are frames 0, 1, 2 (by name they would be f10, f11, f9)."""
+    for name in ("f10", "f9", "f11"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.zeros((64, 64, 3), np.uint8))
+    source = f"{tmp_path}/f*.png" if glob else tmp_path
+    proc = run_cli("track", source, "--sequence", "-f", "jsonl")
+    assert proc.returncode == 0, proc.stderr.decode()
+    order = [(Path(r["image"]).stem, r["frame"]) for r in jsonl_records(proc.stdout)]
+    assert order == [("f9", 0), ("f10", 1), ("f11", 2)]
+
+
 def test_a_missing_image_of_a_sequence_keeps_its_place(frame_folder):
     """A name that does not exist is a failed frame where it was given (one error line), so the
     images after it keep their frame numbers; a pattern that matches nothing is no frame."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from . import video
 
@@ -70,6 +71,7 @@ class Inputs:
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     keep_missing: bool = False  # names that do not exist become items, not errors
+    natural: bool = False  # folders and globs in natural order (f9 before f10)
 
 
 def is_image_name(name: str) -> bool:
@@ -123,10 +125,12 @@ def expand(
     recursive: bool,
     stdin: BinaryIO | None = None,
     keep_missing: bool = False,
+    natural: bool = False,
 ) -> Inputs:
     """Every image that the sources name, in a stable order, plus one error per bad source.
-    With `keep_missing`, a name that does not exist is an item too (it fails in its place)."""
-    inputs = Inputs(keep_missing=keep_missing)
+    With `keep_missing`, a name that does not exist is an item too (it fails in its place);
+    with `natural`, folders and globs are in natural order (numbers by value), else by name."""
+    inputs = Inputs(keep_missing=keep_missing, natural=natural)
     for source in sources:
         if source == "-" and stdin is not None:
             try:
@@ -150,7 +154,7 @@ def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
         elif os.path.lexists(source) or (inputs.keep_missing and _names_a_file(source)):
             inputs.items.append(Item(source, os.path.basename(source)))
         elif glob.has_magic(source):
-            matches = sorted(glob.glob(source, recursive=True))
+            matches = sorted(glob.glob(source, recursive=True), key=_order(inputs))
             if not matches:
                 inputs.errors.append((source, "no file matches this pattern"))
             _add_all(inputs, matches, recursive)
@@ -166,7 +170,7 @@ def _names_a_file(source: str) -> bool:
 def _add_folder(inputs: Inputs, root: str, recursive: bool) -> None:
     """The images in a folder (and its subfolders with `recursive`), or one error if none."""
     before, errors_before = len(inputs.items), len(inputs.errors)
-    for found in _walk(root, root, recursive, ancestors=frozenset()):
+    for found in _walk(root, root, recursive, frozenset(), _order(inputs)):
         if isinstance(found, Item):
             inputs.items.append(found)
         elif isinstance(found, Skipped):
@@ -187,14 +191,29 @@ def _has_subfolder(folder: str) -> bool:
         return False
 
 
+def natural_key(name: str) -> tuple[list[str | int], str]:
+    """Sort key for natural order: runs of digits by value (f9 < f10), then the name itself."""
+    parts = re.split(r"(\d+)", name)
+    return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
+
+
+def _order(inputs: Inputs) -> Callable[[str], Any]:
+    """The sort key of names for these inputs: natural order, or plain."""
+    return natural_key if inputs.natural else str
+
+
 def _walk(
-    folder: str, root: str, recursive: bool, ancestors: frozenset[tuple[int, int]]
+    folder: str,
+    root: str,
+    recursive: bool,
+    ancestors: frozenset[tuple[int, int]],
+    order: Callable[[str], Any],
 ) -> Iterator[Item | Skipped | tuple[str, str]]:
-    """Images and videos below folder in name order (a subfolder is one only with `recursive`,
-    whatever its name); symlink loops skipped, unreadable folders reported."""
+    """Images and videos below folder, names sorted by `order` (a subfolder is one only with
+    `recursive`, whatever its name); symlink loops skipped, unreadable folders reported."""
     try:
         st = os.stat(folder)
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = sorted(os.scandir(folder), key=lambda e: order(e.name))
     except OSError as exc:
         yield folder, (exc.strerror or str(exc)).lower()
         return
@@ -205,7 +224,7 @@ def _walk(
             if (target.st_dev, target.st_ino) in ancestors:
                 yield Skipped(entry.path, "symbolic link loop, not followed")
             else:
-                yield from _walk(entry.path, root, recursive, ancestors)
+                yield from _walk(entry.path, root, recursive, ancestors, order)
         elif is_input_name(entry.name) and not _is_dir(entry):
             yield Item(entry.path, os.path.relpath(entry.path, root))
 

@@ -99,7 +99,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
                 timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None, thumbnails: bool = False,
                 image_thumbnails: bool = False, keep_missing: bool = False,
-                engine: str = "local", workers: int | None = None,
+                natural_order: bool = False, engine: str = "local", workers: int | None = None,
                 **options) -> int:  # fmt: skip
     """The run behind infer and track: expand the sources, check the outputs, run every item
     through the pipeline (and the `stage` made for the estimator, which may replace each frame's
@@ -108,7 +108,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     `check_items` may refuse the expanded items (a usage error) before any output is touched;
     `thumbnails` and `image_thumbnails` ask for the grey thumbnails (for the camera's motion)
     of video frames and of images; with `keep_missing` a source that does not exist fails in
-    its place among the items (a frame of a --sequence), not before them.
+    its place among the items (a frame of a --sequence), not before them; `natural_order`
+    sorts folders and globs with numbers by value (the frames of a --sequence).
     """
     fmt = checked_format(output, fmt, append, skip_existing, save_dir)
     output = None if output in (None, "-") else Path(output)
@@ -117,7 +118,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     check_engine(engine, workers)
     estimator = build_estimator(**options)
     stdin = sys.stdin.buffer if "-" in sources else None
-    inputs = expand(sources, recursive, stdin, keep_missing)
+    inputs = expand(sources, recursive, stdin, keep_missing, natural_order)
     report_inputs(inputs, quiet)
     items = selected_items(inputs, shard_index, fmt, check_items)
     refuse_writing_over_inputs(inputs.items, output, save_dir, items)

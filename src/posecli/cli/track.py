@@ -69,7 +69,8 @@ def tracker_options(func):
     return association_options(apply_options([
         click.option("--sequence", is_flag=True,
                      help="Track the images as the frames of one video, in the order given "
-                          "(a folder's in name order); otherwise each image is tracked alone."),
+                          "(a folder's or glob's in natural order: f9 before f10); otherwise "
+                          "each image is tracked alone."),
         click.option("--fps", type=Number(1e-6, 1e6), default=DEFAULT_FPS,
                      show_default=True, help="--sequence: frames per second of the images."),
     ], func))  # fmt: skip
@@ -104,7 +105,7 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     return run_sources(**params, stage=partial(tracking_stage, options), check_items=check,
                        thumbnails=camera_motion,
                        image_thumbnails=camera_motion and sequence,
-                       keep_missing=sequence)  # fmt: skip
+                       keep_missing=sequence, natural_order=sequence)  # fmt: skip
 
 
 def track_options(track_high, track_low, new_track, track_buffer, match_thresh, keypoint_weight,
