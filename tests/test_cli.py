@@ -19,6 +19,7 @@ from conftest import (
     COCO_IMAGES,
     IMAGES,
     MODELS,
+    ROOT,
     SHARED,
     ZIDANE,
     coco_files,
@@ -63,6 +64,24 @@ def test_a_subfolder_named_like_a_photo_is_a_folder_not_a_failed_input(tmp_path,
     images = [r["image"] for r in jsonl_records(proc.stdout)]
     inner = [str(tmp_path / "photos.jpg" / "zidane.jpg")] if recursive else []
     assert images == [str(tmp_path / "bus.jpg"), *inner]
+
+
+def test_a_txt_source_is_a_list_of_sources(tmp_path):
+    """One source a line, in order (a relative name found beside the list, blank lines
+    skipped); a folder does not take a .txt as a list or an image; -o may not replace it."""
+    shutil.copy(ZIDANE, tmp_path / "zidane.jpg")
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{BUS}\n\nzidane.jpg\n{tmp_path}/nope.jpg\n")
+    proc = run_cli("infer", listed, "-f", "jsonl", cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    records = jsonl_records(proc.stdout)
+    assert [r["image"] for r in records] == [f"{tmp_path}/nope.jpg", str(BUS),
+                                             str(tmp_path / "zidane.jpg")]  # fmt: skip
+    assert records[0]["error"] == "no such file or directory" and records[1]["poses"]
+    folder = run_cli("infer", tmp_path, "-f", "jsonl")
+    assert [r["image"] for r in jsonl_records(folder.stdout)] == [str(tmp_path / "zidane.jpg")]
+    over = run_cli("infer", listed, "-o", listed)
+    assert over.returncode == 2 and b"-o would write results over this input" in over.stderr
 
 
 def test_summaries_count_videos_and_leave_out_what_did_not_run():

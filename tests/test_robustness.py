@@ -110,11 +110,11 @@ def messy_run(messy_folder) -> subprocess.CompletedProcess:
         root,
         "-r",
         root / "missing.jpg",
-        root / "notes.txt",
+        root / "notes.md",
         "--format",
         "jsonl",
     ]
-    (root / "notes.txt").write_text("a text file given by name\n")
+    (root / "notes.md").write_text("a text file given by name\n")
     return subprocess.run(unprivileged(args), capture_output=True, timeout=300)
 
 
@@ -129,7 +129,7 @@ def test_messy_folder_exits_1_and_names_every_bad_file(messy_folder, messy_run):
         assert len(matching) == 1, f"{name} not reported once: {errors}"
         assert reason in matching[0]
     assert f"posecli: error: {root / 'missing.jpg'}: no such file" in err
-    assert f"posecli: error: {root / 'notes.txt'}: cannot decode: not an image" in err
+    assert f"posecli: error: {root / 'notes.md'}: cannot decode: not an image" in err
     assert f"posecli: warning: {root / 'loop'}: symbolic link loop, not followed" in err
     assert len(errors) == len(messy_folder["bad"]) + 2
     good = len(messy_folder["good"])

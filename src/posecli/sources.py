@@ -72,6 +72,7 @@ class Inputs:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     keep_missing: bool = False  # names that do not exist become items, not errors
     natural: bool = False  # folders and globs in natural order (f9 before f10)
+    lists: list[str] = field(default_factory=list)  # the .txt lists of sources read
 
 
 def is_image_name(name: str) -> bool:
@@ -139,13 +140,47 @@ def expand(
                 inputs.errors.append((source, str(exc)))
                 continue
             _add_all(inputs, lines, recursive)
+        elif is_list_file(source):
+            _add_list(inputs, source, recursive)
         else:
             _add_all(inputs, [source], recursive)
     return inputs
 
 
+def is_list_file(source: str) -> bool:
+    """True for a .txt file named as a source: a list of sources, one per line (Ultralytics')."""
+    return source.lower().endswith(".txt") and os.path.isfile(source)
+
+
+def _add_list(inputs: Inputs, path: str, recursive: bool) -> None:
+    """The sources a .txt list names, in its order; a relative name that is not found from
+    the current folder is taken from the list's folder (as Ultralytics does)."""
+    try:
+        with open(path, "rb") as f:
+            lines = read_path_lines(f)
+    except OSError as exc:
+        inputs.errors.append((path, (exc.strerror or str(exc)).lower()))
+        return
+    except ValueError:
+        inputs.errors.append((path, "not a list of sources (a NUL byte or a 64 KiB line)"))
+        return
+    if not lines:
+        inputs.errors.append((path, "an empty list of sources"))
+    inputs.lists.append(path)
+    folder = os.path.dirname(path)
+    _add_all(inputs, [_listed(line, folder) for line in lines], recursive)
+
+
+def _listed(name: str, folder: str) -> str:
+    """A name from a list file: as it is, unless only the list's folder holds it."""
+    beside = os.path.join(folder, name)
+    if os.path.lexists(name) or not os.path.lexists(beside):
+        return name
+    return beside
+
+
 def _add_all(inputs: Inputs, sources: list[str], recursive: bool) -> None:
-    """Expand each source into `inputs`."""
+    """Expand each source into `inputs` (a .txt among them is a file, not a list)."""
     for source in sources:
         if (item := device_or_url_item(source)) is not None:
             inputs.items.append(item)

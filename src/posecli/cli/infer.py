@@ -89,8 +89,9 @@ def run_options(formats: tuple[str, ...]):
 def infer(**params) -> int:
     """Find people and their keypoints in images and videos.
 
-    SOURCES are files, folders, globs, '-' for paths on stdin, cameras ('0', '/dev/video0') and
-    URLs (http(s) images, videos and MJPEG streams; rtsp://).
+    SOURCES are files, folders, globs, '-' for paths on stdin, a .txt list of sources (one a
+    line), cameras ('0', '/dev/video0') and URLs (http(s) images, videos and MJPEG streams;
+    rtsp://).
     """
     return run_sources(**params)
 
@@ -121,7 +122,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     inputs = expand(sources, recursive, stdin, keep_missing, natural_order)
     report_inputs(inputs, quiet)
     items = selected_items(inputs, shard_index, fmt, check_items)
-    refuse_writing_over_inputs(inputs.items, output, save_dir, items)
+    lists = [Item(path, path) for path in inputs.lists]
+    refuse_writing_over_inputs(inputs.items + lists, output, save_dir, items)
     if save_dir is not None:
         files.check_folder_writable(save_dir)
     spec = estimator.keypoint_spec
