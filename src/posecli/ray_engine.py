@@ -44,7 +44,7 @@ def import_ray() -> Any:
     return ray
 
 
-class Worker:
+class PoseWorker:
     """A Ray actor's state: one estimator, built once, in the driver's working directory."""
 
     def __init__(self, arguments: dict, cwd: str):
@@ -83,10 +83,10 @@ def run(
         actors = start_actors(ray, estimator, workers)
         yield from ordered_events(ray, actors, sources, options or StreamOptions(), hook)
     finally:
-        for actor in actors:
-            ray.kill(actor)
         if started:
             ray.shutdown()
+        for actor in [] if started else actors:
+            ray.kill(actor)
 
 
 def connect(ray: Any) -> bool:
@@ -96,8 +96,17 @@ def connect(ray: Any) -> bool:
         return False
     address = os.environ.get("RAY_ADDRESS")
     local = {} if address else {"include_dashboard": False}
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, **local)
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **local)
+    messages_to_stderr(ray)
     return True
+
+
+def messages_to_stderr(ray: Any) -> None:
+    """Ray prints its error messages (such as a task run again after its actor died) on
+    standard output, where results may be written: print them on standard error instead."""
+    worker = ray._private.worker
+    printer = worker.print_to_stdstream
+    worker.print_to_stdstream = lambda data, **kwargs: printer({**data, "is_err": True}, **kwargs)
 
 
 def start_actors(ray: Any, estimator: PoseEstimator, workers: int | None) -> list:
@@ -107,7 +116,7 @@ def start_actors(ray: Any, estimator: PoseEstimator, workers: int | None) -> lis
     threads = arguments["threads"] = arguments["threads"] or 1
     cpus = ray.cluster_resources().get("CPU", 1.0)
     count = workers or max(1, int(cpus // threads))
-    actor = ray.remote(max_restarts=-1, max_task_retries=-1)(Worker)
+    actor = ray.remote(max_restarts=-1, max_task_retries=-1)(PoseWorker)
     options = {"num_cpus": min(threads, cpus / count), "scheduling_strategy": "SPREAD"}
     return [actor.options(**options).remote(arguments, os.getcwd()) for _ in range(count)]
 

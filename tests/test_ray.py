@@ -1,0 +1,142 @@
+"""`--engine ray` on a local Ray started once for the module (2 CPUs): the same bytes as
+`--engine local`, an actor killed mid-run, Ctrl-C, Ray missing, and PoseBatch for Ray Data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, run_cli
+from test_track_cli import PETS, cut_clip
+
+ray = pytest.importorskip("ray")
+from posecli import ray_engine  # noqa: E402 - after the skip without Ray
+
+PHOTOS = [BUS, ZIDANE, *coco_files(150)]
+RAY_PROCESS = ("raylet", "gcs_server", "ray::")
+
+
+def ray_pids(title: str) -> set[int]:
+    """The processes whose command line starts with `title`."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and cmdline.startswith(title):
+            pids.add(int(entry.name))
+    return pids
+
+
+def lines_in(path: Path) -> int:
+    """The complete lines written to `path` so far."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_ctrl_c_keeps_finished_records_and_leaves_no_ray_behind(tmp_path):
+    out = tmp_path / "out.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    before = set().union(*map(ray_pids, RAY_PROCESS))
+    command = [sys.executable, "-m", "posecli", "infer", str(COCO_IMAGES), "--engine", "ray",
+               "-o", str(out)]  # fmt: skip
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 60
+        while lines_in(out) < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGINT
+    assert 5 <= len(jsonl_records(out.read_bytes())) < 408
+    time.sleep(2)
+    assert set().union(*map(ray_pids, RAY_PROCESS)) <= before
+
+
+def test_without_ray_one_line_exit_2(tmp_path):
+    hide = "import sys; sys.modules['ray'] = None; from posecli.cli import main; main()"
+    proc = subprocess.run([sys.executable, "-c", hide, "infer", str(BUS), "--engine", "ray",
+                           "-o", str(tmp_path / "out.jsonl")], capture_output=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        "posecli: error: --engine ray needs Ray: pip install 'posecli[ray]'"
+    ]
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray of 2 CPUs, started once; the CLI runs join it by RAY_ADDRESS."""
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield {"RAY_ADDRESS": context.address_info["address"]}
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_photos(tmp_path_factory) -> bytes:
+    """The photos through `posecli infer --engine local -o out.jsonl`."""
+    out = tmp_path_factory.mktemp("local") / "out.jsonl"
+    proc = run_cli("infer", *PHOTOS, "-o", out)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return out.read_bytes()
+
+
+def test_ray_writes_the_bytes_of_local(cluster, local_photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("infer", *PHOTOS, "--engine", "ray", "-o", out, env=cluster)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert out.read_bytes() == local_photos
+    assert f"{len(PHOTOS)} images" in proc.stderr.decode()
+
+
+def test_track_on_a_video_and_its_copy_as_local(cluster, tmp_path):
+    clip = tmp_path / "pets-clip.mp4"
+    cut_clip(PETS, clip, 520, 40)
+    outputs = {}
+    for engine in ("local", "ray"):
+        out, saved = tmp_path / f"{engine}.jsonl", tmp_path / f"saved-{engine}"
+        proc = run_cli("track", clip, BUS, "--engine", engine, "-o", out, "--save-dir", saved,
+                       env=cluster)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        outputs[engine] = out.read_bytes(), sorted(p.name for p in saved.iterdir())
+    assert outputs["ray"] == outputs["local"]
+    records = jsonl_records(outputs["ray"][0])
+    assert len(records) == 41 and any(p.get("id") for r in records for p in r["poses"])
+
+
+def test_an_actor_killed_mid_run_is_replaced(cluster, local_photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, **cluster}
+    command = [sys.executable, "-m", "posecli", "infer", *map(str, PHOTOS), "--engine", "ray",
+               "--workers", "2", "-o", str(out)]  # fmt: skip
+    before = ray_pids("ray::PoseWorker")
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
+        deadline = time.monotonic() + 60
+        while lines_in(out) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        victims = ray_pids("ray::PoseWorker") - before
+        assert victims and lines_in(out) < len(PHOTOS), "the run ended before an actor was seen"
+        os.kill(min(victims), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+    assert out.read_bytes() == local_photos
+    images = [r["image"] for r in jsonl_records(out.read_bytes())]
+    assert sorted(images) == sorted(map(str, PHOTOS))
+
+
+def test_pose_batch_in_ray_data_gives_the_cli_poses(cluster, local_photos):
+    paths = [str(p) for p in PHOTOS[:6]]
+    dataset = ray.data.read_binary_files(paths, include_paths=True)
+    rows = dataset.map_batches(ray_engine.PoseBatch, batch_size=3, concurrency=1).take_all()
+    by_path = {row["path"]: row for row in rows}
+    for path, expected in zip(paths, jsonl_records(local_photos), strict=False):
+        row = by_path[path]
+        assert row["error"] is None
+        assert json.loads(row["poses"]) == expected["poses"]
+        assert (row["width"], row["height"]) == (expected["width"], expected["height"])
