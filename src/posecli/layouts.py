@@ -19,7 +19,7 @@ from .metadata import class_names
 COORDINATES = {"normalised": (False, False), "pixels": (True, True),
                "keypoint-pixels": (False, True)}  # fmt: skip
 COORDINATE_CHOICES = ("auto", *COORDINATES)
-# A coordinate whose median magnitude over a grey image's anchors exceeds this is in pixels.
+# A coordinate whose median magnitude over the probe's candidates exceeds this is in pixels.
 PIXEL_MEDIAN = 2.0
 # Ultralytics' end-to-end heads keep max_det = 300 people; a file without metadata saying it is
 # end-to-end must have that shape to be read as one.
@@ -159,8 +159,9 @@ def _check_metadata(
 ) -> None:  # fmt: skip
     """Refuse an output whose size disagrees with the classes and kpt_shape of its metadata."""
     if values < 1:
-        raise ModelError(f"{path}: output shape {shape} leaves no keypoint values after the box, "
-                         f"score and {len(names or ('person',))} class row(s)")  # fmt: skip
+        raise ModelError(f"{path}: output shape {shape} is not the pose layout: no keypoint "
+                         f"values after the box and {len(names or ('person',))} class "
+                         "row(s)")  # fmt: skip
     kpt_shape = metadata.get("kpt_shape")
     if not (isinstance(kpt_shape, list | tuple) and len(kpt_shape) == 2):
         return
