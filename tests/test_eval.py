@@ -161,6 +161,34 @@ def test_save_results_writes_what_loadres_reads(tmp_path):
     assert same.stderr == b"" and json.loads(same.stdout)["keypoints"] == result["keypoints"]
 
 
+def test_infer_jsonl_and_json_score_as_its_coco_results(tmp_path):
+    """infer's default output is a results file: image ids from the file names, as -f coco; a
+    failed input's record is a warning (that image counts as having no people)."""
+    coco = json.loads(COCO_ANNOTATIONS.read_text())
+    names = [i["file_name"] for i in sorted(coco["images"], key=lambda i: i["id"])[:8]]
+    photos = [COCO_IMAGES / name for name in names]
+    outputs = {fmt: tmp_path / f"poses.{fmt}" for fmt in ("json", "jsonl")}
+    outputs["coco"] = tmp_path / "coco.json"
+    for fmt, out in outputs.items():
+        run_cli("infer", *photos, tmp_path / "gone.jpg", "--conf", "0.001", "-f", fmt, "-o", out)
+    args = ("--limit", "8", "--json")
+    expected = eval_json("--results", outputs["coco"], *args)["keypoints"]
+    for fmt in ("json", "jsonl"):
+        proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--results", outputs[fmt], *args)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["keypoints"] == expected and expected["AP50"] > 0
+        warning = "inputs that failed (error records: 1) count as having no people"
+        assert proc.stderr.decode() == f"posecli: warning: {outputs[fmt]}: {warning}\n"
+
+
+def test_eval_imgsz_picks_the_model():
+    [row] = [eval_json("--images", COCO_IMAGES, "--limit", "2", "--imgsz", "320")]
+    assert row["model"] == "yolov8n-pose-320"
+    proc = run_cli("eval", "--annotations", COCO_ANNOTATIONS, "--images", COCO_IMAGES,
+                   "--imgsz", "320", "-m", "yolov8n-pose-256")  # fmt: skip
+    assert proc.returncode == 2 and b"not two" in proc.stderr
+
+
 def test_a_results_file_saved_with_limit_and_scored_over_all_images_is_a_warning(tmp_path):
     """The images after its last result count as having no people: say so, and how to score it."""
     total = len(json.loads(COCO_ANNOTATIONS.read_text())["images"])

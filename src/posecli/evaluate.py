@@ -8,18 +8,19 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from .coco_checks import IMAGE_FIELDS, annotation_fields, check_entries, is_id, result_fields
-from .errors import AnnotationError
+from .errors import AnnotationError, ImageError
 from .estimator import PoseEstimator
 from .filekinds import not_regular_reason
 from .keypoints import KeypointSpec
-from .pose import ImageResult
-from .writers import coco_detections
+from .pose import ImageResult, Pose
+from .writers import coco_detections, coco_image_id
 
 METRICS = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 # Positions of METRICS in COCOeval.stats for each iouType.
@@ -78,15 +79,24 @@ def load_annotations(path: Path) -> COCO:
     return coco
 
 
-def read_json(path: Path) -> object:
-    """A JSON file's content; a FIFO or device is refused rather than read (it may never end)."""
+def read_json(path: Path, lines: bool = False) -> object:
+    """A JSON file's content (with `lines`, JSON Lines too, and any object alone, as a list of
+    records); a FIFO or device is refused rather than read (it may never end)."""
     reason = not_regular_reason(path)
     if reason:
         raise AnnotationError(f"{path}: {reason}")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        if lines:
+            with contextlib.suppress(ValueError):
+                return [json.loads(line) for line in text.splitlines() if line.strip()]
+        raise AnnotationError(f"{path}: cannot read as JSON ({exc})") from exc
+    return [data] if lines and isinstance(data, dict) else data
 
 
 def check_keypoint_dataset(path: Path, data: object) -> None:
@@ -165,10 +175,13 @@ def run_model(
     return detections, done, failed
 
 
-def load_results(path: Path, coco: COCO) -> list[dict]:
-    """A COCO results file whose every image_id is in the annotations; a result without a
-    category_id is taken as one of the annotations' keypoint category."""
-    results = read_json(path)
+def load_results(path: Path, coco: COCO, warn: Callable[[str], None]) -> list[dict]:
+    """A COCO results file, or posecli's json or jsonl (`warn` is told of its failed inputs),
+    whose every image_id is in the annotations; a result without a category_id is taken as
+    one of the annotations' keypoint category."""
+    results = read_json(path, lines=True)
+    if is_posecli_results(results):
+        results = posecli_detections(path, results, warn)
     if not isinstance(results, list) or not all(
         isinstance(r, dict) and {"image_id", "keypoints", "score"} <= r.keys() for r in results
     ):
@@ -192,6 +205,39 @@ def load_results(path: Path, coco: COCO) -> list[dict]:
             "taken from other file names?"
         )
     return results
+
+
+def is_posecli_results(records: object) -> TypeGuard[list[dict]]:
+    """Whether a results file's content is posecli's json or jsonl: records with an "image"."""
+    return isinstance(records, list) and all(isinstance(r, dict) and "image" in r for r in records)
+
+
+def posecli_detections(path: Path, records: list[dict], warn: Callable[[str], None]) -> list[dict]:
+    """The COCO results of posecli's image records, image_id from each file name's number as
+    -f coco derives it; records of failed inputs are left out (`warn` says how many)."""
+    detections: list[dict] = []
+    names: dict[int, str] = {}
+    for record in records:
+        if "error" in record:
+            continue
+        where = f"{path}: {record['image']}"
+        if "frame" in record:
+            raise AnnotationError(f"{where}: a video frame has no COCO image_id")
+        try:
+            image_id = coco_image_id(record["image"])
+            poses = [Pose(p["score"], np.array(p["box"], float),
+                          np.array(p["keypoints"], float)) for p in record["poses"]]  # fmt: skip
+        except ImageError as exc:
+            raise AnnotationError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError):
+            raise AnnotationError(f"{where}: not a posecli record with poses") from None
+        if names.setdefault(image_id, record["image"]) != record["image"]:
+            raise AnnotationError(f"{where}: image_id {image_id} is {names[image_id]}'s too")
+        detections.extend(coco_detections(poses, image_id))
+    failed = sum("error" in r for r in records)
+    if failed:
+        warn(f"{path}: inputs that failed (error records: {failed}) count as having no people")
+    return detections
 
 
 def images_after_last_result(results: list[dict], image_ids: list[int]) -> list[int]:

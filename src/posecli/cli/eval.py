@@ -15,7 +15,7 @@ from ..files import write_bytes_atomic
 from ..keypoints import KeypointSpec
 from ..pose import printable_path
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info, warning, with_progress
-from .options import build_estimator, conf_option, pipeline_options
+from .options import build_estimator, conf_option, model_choice, pipeline_options
 
 TAIL_WARNING = 0.1  # share of the images after the last result that calls for a warning
 
@@ -38,7 +38,8 @@ TAIL_WARNING = 0.1  # share of the images after the last result that calls for a
     "--results",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Score this COCO results file instead of running a model.",
+    help="Score this COCO results file (or posecli's json or jsonl of COCO images) instead of "
+    "running a model.",
 )
 @click.option(
     "-m",
@@ -46,6 +47,12 @@ TAIL_WARNING = 0.1  # share of the images after the last result that calls for a
     "model_names",
     multiple=True,
     help="Model name or .tflite or .onnx path; repeat for a row per model.",
+)
+@click.option(
+    "--imgsz",
+    type=click.Choice(["192", "256", "320"]),
+    default=None,
+    help="Pick the yolov8n-pose model with this input size.",
 )
 @click.option("--all-models", is_flag=True, help="A row for every model in the manifest.")
 @click.option(
@@ -66,14 +73,16 @@ TAIL_WARNING = 0.1  # share of the images after the last result that calls for a
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model, for scripts.")
 @click.option("-q", "--quiet", is_flag=True, help="Nothing on standard error but errors.")
-def eval_command(annotations, images_dir, results, model_names, all_models, metric, limit,
-                 save_results, as_json, quiet, **options) -> int:  # fmt: skip
+def eval_command(annotations, images_dir, results, model_names, imgsz, all_models, metric,
+                 limit, save_results, as_json, quiet, **options) -> int:  # fmt: skip
     """Keypoint and box AP of models (or a results file): pycocotools, or ST's card metric."""
-    if results is not None and (model_names or all_models or save_results or images_dir):
+    if results is not None and (model_names or imgsz or all_models or save_results or images_dir):
         raise click.UsageError(
-            "--results scores a results file: -m, --all-models, --save-results and --images "
-            "do not apply"
+            "--results scores a results file: -m, --imgsz, --all-models, --save-results and "
+            "--images do not apply"
         )
+    if imgsz and (model_names or all_models):
+        raise click.UsageError("give either -m/--model, --all-models or --imgsz, not two")
     coco = evaluate.load_annotations(annotations)
     if results is not None:
         spec = results_spec(coco, annotations, options["kpt_spec"])
@@ -81,7 +90,9 @@ def eval_command(annotations, images_dir, results, model_names, all_models, metr
         return EXIT_OK
     if images_dir is None:
         raise click.UsageError("--images DIR is needed unless --results is given")
-    names = list(models.load_manifest()[1]) if all_models else list(model_names) or [None]
+    names = list(model_names) or [model_choice(None, imgsz)]
+    if all_models:
+        names = list(models.load_manifest()[1])
     if save_results and len(names) > 1:
         raise click.UsageError("--save-results takes a single model")
     items = evaluate.annotated_images(coco, images_dir, limit)
@@ -166,7 +177,7 @@ def results_spec(coco, annotations: Path, kpt_spec: str | None) -> KeypointSpec:
 def score_results_file(coco, results: Path, limit: int | None, metric: str,
                        spec: KeypointSpec, quiet: bool) -> evaluate.EvalResult:  # fmt: skip
     """Score an existing COCO results file against the annotations (the first `limit` by id)."""
-    detections = evaluate.load_results(results, coco)
+    detections = evaluate.load_results(results, coco, partial(warning, quiet=quiet))
     image_ids = sorted(coco.getImgIds())[:limit]
     warn_of_a_missing_tail(results, detections, image_ids, quiet)
     settings = {"results": str(results), "resize": "-"}
