@@ -84,6 +84,27 @@ def test_a_txt_source_is_a_list_of_sources(tmp_path):
     assert over.returncode == 2 and b"-o would write results over this input" in over.stderr
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["infer", BUS, "--every-frame"], "--every-frame applies only with a camera or stream"),
+    (["infer", BUS, "--vid-stride", "2"], "--vid-stride applies only with a video source"),
+    (["infer", "http://127.0.0.1:9/x.jpg", "--every-frame"], "applies only with a camera or"),
+    (["infer", BUS, "--timeout", "3"], "--timeout applies only with a camera or URL source"),
+    (["infer", BUS, "--kpt-conf", "0.3"], "--kpt-conf applies only with --save-dir"),
+    (["track", SHARED / "videos" / "pets-vtest.avi", "--smooth", "-f", "mot"],
+     "--smooth does not apply with -f mot and no --save-dir (boxes only)"),
+])  # fmt: skip
+def test_options_that_would_change_nothing_are_usage_errors(args, says):
+    """One rule (cli/applies.py): an option given where it cannot act is refused, saying why."""
+    proc = run_cli(*args)
+    assert proc.returncode == 2 and says in proc.stderr.decode(), proc.stderr
+    assert proc.stdout == b""
+
+
+def test_a_missing_video_is_still_a_video_for_the_options_that_need_one(tmp_path):
+    proc = run_cli("infer", tmp_path / "gone.mp4", "--vid-stride", "2", "-f", "jsonl")
+    assert proc.returncode == 1 and b"no such file or directory" in proc.stderr
+
+
 def test_summaries_count_videos_and_leave_out_what_did_not_run():
     """A video-only run counts videos and frames (not 0 images); a failure-only run has no
     poses or rate; an empty list of paths is one error line, no summary."""

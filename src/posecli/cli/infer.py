@@ -21,6 +21,7 @@ from ..pose import ImageResult, Pose, printable_path
 from ..sources import IMAGE_EXTENSIONS, Inputs, Item, expand, select_shard, unique_names
 from ..writers import FORMATS, Writer, make_writer
 from . import interrupts
+from .applies import refuse_untuned, source_facts
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
 from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
 from .options import (
@@ -120,6 +121,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     estimator = build_estimator(**options)
     stdin = sys.stdin.buffer if "-" in sources else None
     inputs = expand(sources, recursive, stdin, keep_missing, natural_order)
+    unexpanded = [path for path, _ in inputs.errors]
+    refuse_untuned({"save_dir": save_dir is not None, **source_facts(inputs.items, unexpanded)})
     report_inputs(inputs, quiet)
     items = selected_items(inputs, shard_index, fmt, check_items)
     lists = [Item(path, path) for path in inputs.lists]

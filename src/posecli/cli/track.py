@@ -6,7 +6,6 @@ from dataclasses import replace
 from functools import partial
 
 import click
-from click.core import ParameterSource
 
 from ..errors import PoseCliError
 from ..estimator import PoseEstimator
@@ -16,14 +15,11 @@ from ..sources import Item
 from ..tracker import TrackerSettings
 from ..tracking import DEFAULT_FPS, TrackOptions, track_events
 from ..writers import TRACK_FORMATS
+from .applies import refuse_untuned
 from .infer import Stage, run_options, run_sources
 from .options import Number, apply_options, model_options, pipeline_options
 
 DEFAULTS = TrackerSettings()
-# The flag that each option tunes: without it, giving the option is a usage error.
-TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smooth"}
-# The flag that makes each option moot: with it, giving the option is a usage error.
-MOOTS = {"keypoint_weight": "box_only"}
 
 
 def association_options(func):
@@ -95,7 +91,9 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
     """
     if sequence and (params["shard"] or params["skip_existing"]):
         raise click.UsageError("--sequence tracks all the images: no --shard or --skip-existing")
-    refuse_untuned({"sequence": sequence, "smooth": smooth, "box_only": box_only})
+    boxes_only = params["fmt"] == "mot" and params["save_dir"] is None
+    refuse_untuned({"sequence": sequence, "smooth": smooth, "box_only": box_only,
+                    "boxes_only": boxes_only})  # fmt: skip
     options = track_options(track_high, track_low, new_track, track_buffer, match_thresh,
                             keypoint_weight, duplicate_iou, box_only, camera_motion, smooth,
                             smooth_beta, smooth_min_cutoff, fps if sequence else None)  # fmt: skip
@@ -121,21 +119,6 @@ def track_options(track_high, track_low, new_track, track_buffer, match_thresh, 
     )  # fmt: skip
     smoother = partial(KeypointSmoother, smooth_min_cutoff, smooth_beta) if smooth else None
     return TrackOptions(settings, smoother, sequence_fps, camera_motion=camera_motion)
-
-
-def refuse_untuned(flags: dict[str, bool]) -> None:
-    """A usage error for an option given on the command line without the flag it tunes, or with
-    one that makes it moot (`flags` says which are on): it would be ignored without a word."""
-    context = click.get_current_context()
-    for option in (*TUNES, *MOOTS):
-        if context.get_parameter_source(option) is not ParameterSource.COMMANDLINE:
-            continue
-        name = f"--{option.replace('_', '-')}"
-        if option in TUNES and not flags[TUNES[option]]:
-            raise click.UsageError(f"{name} applies only with --{TUNES[option]}")
-        if option in MOOTS and flags[MOOTS[option]]:
-            moot = MOOTS[option].replace("_", "-")
-            raise click.UsageError(f"{name} does not apply with --{moot}")
 
 
 def tracking_stage(options: TrackOptions, estimator: PoseEstimator) -> Stage:
