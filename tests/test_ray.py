@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,20 +21,35 @@ ray = pytest.importorskip("ray")
 from posecli import ray_engine  # noqa: E402 - after the skip without Ray
 
 PHOTOS = [BUS, ZIDANE, *coco_files(150)]
-RAY_PROCESS = ("raylet", "gcs_server", "ray::")
 
 
-def ray_pids(title: str) -> set[int]:
-    """The processes whose command line starts with `title`."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if entry.name.isdigit() and cmdline.startswith(title):
-            pids.add(int(entry.name))
-    return pids
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid` (its children, theirs, and so on)."""
+    found, todo = set(), [pid]
+    while todo:
+        children = ray_engine.child_pids(todo.pop())
+        found.update(children)
+        todo += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def titled(pids: set[int], title: str) -> set[int]:
+    """The processes among `pids` whose command line starts with `title`."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title.encode()):
+                found.add(pid)
+    return found
 
 
 def lines_in(path: Path) -> int:
@@ -44,19 +60,20 @@ def lines_in(path: Path) -> int:
 def test_ctrl_c_keeps_finished_records_and_leaves_no_ray_behind(tmp_path):
     out = tmp_path / "out.jsonl"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    before = set().union(*map(ray_pids, RAY_PROCESS))
     command = [sys.executable, "-m", "posecli", "infer", str(COCO_IMAGES), "--engine", "ray",
                "-o", str(out)]  # fmt: skip
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
         deadline = time.monotonic() + 60
         while lines_in(out) < 5 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+        local_ray = descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGINT
     assert 5 <= len(jsonl_records(out.read_bytes())) < 408
+    assert len(local_ray) >= 3  # the GCS, the raylet, the actors...
     time.sleep(2)
-    assert set().union(*map(ray_pids, RAY_PROCESS)) <= before
+    assert not [pid for pid in local_ray if alive(pid)]
 
 
 def test_without_ray_one_line_exit_2(tmp_path):
@@ -115,12 +132,12 @@ def test_an_actor_killed_mid_run_is_replaced(cluster, local_photos, tmp_path):
     env = {**os.environ, **cluster}
     command = [sys.executable, "-m", "posecli", "infer", *map(str, PHOTOS), "--engine", "ray",
                "--workers", "2", "-o", str(out)]  # fmt: skip
-    before = ray_pids("ray::PoseWorker")
+    before = titled(descendants(os.getpid()), "ray::PoseWorker")  # actors of earlier runs
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
         deadline = time.monotonic() + 60
         while lines_in(out) < 10 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        victims = ray_pids("ray::PoseWorker") - before
+        victims = titled(descendants(os.getpid()), "ray::PoseWorker") - before
         assert victims and lines_in(out) < len(PHOTOS), "the run ended before an actor was seen"
         os.kill(min(victims), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
@@ -133,10 +150,19 @@ def test_an_actor_killed_mid_run_is_replaced(cluster, local_photos, tmp_path):
 def test_pose_batch_in_ray_data_gives_the_cli_poses(cluster, local_photos):
     paths = [str(p) for p in PHOTOS[:6]]
     dataset = ray.data.read_binary_files(paths, include_paths=True)
-    rows = dataset.map_batches(ray_engine.PoseBatch, batch_size=3, concurrency=1).take_all()
+    rows = dataset.map_batches(ray_engine.PoseBatch, batch_size=4, concurrency=1).take_all()
     by_path = {row["path"]: row for row in rows}
     for path, expected in zip(paths, jsonl_records(local_photos), strict=False):
         row = by_path[path]
         assert row["error"] is None
         assert json.loads(row["poses"]) == expected["poses"]
         assert (row["width"], row["height"]) == (expected["width"], expected["height"])
+
+
+def test_pose_batch_on_read_images(cluster):
+    dataset = ray.data.read_images([str(BUS), str(ZIDANE)], include_paths=True, mode="RGB")
+    rows = dataset.map_batches(ray_engine.PoseBatch, fn_constructor_kwargs={"conf": 0.3},
+                               concurrency=1).take_all()  # fmt: skip
+    sizes = {Path(r["path"]).name: (r["width"], r["height"], r["num_poses"]) for r in rows}
+    assert sizes["bus.jpg"][:2] == (810, 1080) and sizes["bus.jpg"][2] >= 3
+    assert sizes["zidane.jpg"][:2] == (1280, 720) and sizes["zidane.jpg"][2] >= 2

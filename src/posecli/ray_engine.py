@@ -12,17 +12,20 @@ on the driver, with the full-size pixels the actor sends back only when there is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import pipeline
+from . import images, pipeline
 from .errors import ImageError, PoseCliError
 from .estimator import PoseEstimator
 from .pipeline import Event, FrameResult, ImageHook, LiveStop, StreamOptions
@@ -30,7 +33,7 @@ from .pose import ImageResult, pose_records
 from .sources import is_video_source
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'posecli[ray]'"
-IMAGES_PER_TASK = 8
+IMAGES_PER_TASK = 16
 FRAMES_PER_CHUNK = 16
 TASKS_PER_WORKER = 2
 
@@ -77,11 +80,15 @@ def run(
     """pipeline.run's events from `workers` Ray actors (default: the cluster's CPUs over the
     estimator's threads); `hook` runs on the driver. `live_stop` is not supported (ignored)."""
     ray = import_ray()
-    started = connect(ray)
-    actors: list = []
+    before = set(child_pids(os.getpid()))
+    started, actors = False, []
     try:
+        started = connect(ray)
         actors = start_actors(ray, estimator, workers)
         yield from ordered_events(ray, actors, sources, options or StreamOptions(), hook)
+    except BaseException:  # the Ray started here ends at once: an interrupted CLI has 0.5 s
+        kill_trees(set(child_pids(os.getpid())) - before)
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -107,6 +114,32 @@ def messages_to_stderr(ray: Any) -> None:
     worker = ray._private.worker
     printer = worker.print_to_stdstream
     worker.print_to_stdstream = lambda data, **kwargs: printer({**data, "is_err": True}, **kwargs)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc; none elsewhere)."""
+    return [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent(stat) == pid]  # fmt: skip
+
+
+def _parent(stat: Path) -> int | None:
+    """The parent pid in a /proc/PID/stat file, None when the process is gone."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kill_trees(roots: set[int]) -> None:
+    """SIGKILL the processes `roots` and all their descendants, found before any is killed."""
+    found, todo = set(roots), list(roots)
+    while todo:
+        children = child_pids(todo.pop())
+        found.update(children)
+        todo += children
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_actors(ray: Any, estimator: PoseEstimator, workers: int | None) -> list:
@@ -175,12 +208,13 @@ def task_events(
 
 
 class PoseBatch:
-    """Poses for Ray Data's `Dataset.map_batches`: rows with encoded image "bytes" (as from
-    `read_binary_files`) or a "path" alone in, the input columns and "width", "height",
-    "num_poses", "poses" (the JSONL record's poses, as JSON text) and "error" out.
+    """Poses for Ray Data's `Dataset.map_batches`: rows with encoded image "bytes" (from
+    `read_binary_files`, decoded as the CLI does), a decoded RGB "image" (from `read_images`)
+    or a "path" alone in; the input columns and "width", "height", "num_poses", "poses" (the
+    JSONL record's poses as JSON text) and "error" out.
 
-    `ds.map_batches(PoseBatch, fn_constructor_kwargs={"model": ...}, concurrency=N)`; the
-    keyword arguments are PoseEstimator's.
+    `ds.map_batches(PoseBatch, fn_constructor_kwargs={...}, concurrency=N)`, the keyword
+    arguments PoseEstimator's.
     """
 
     def __init__(self, **arguments: Any):
@@ -189,27 +223,31 @@ class PoseBatch:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The pose columns added to one batch."""
-        if "bytes" in batch:
-            results = [self._from_bytes(str(p), b) for p, b in zip(*_names(batch), strict=True)]
-        else:
-            results = [self.estimator.process_file(self.model, None, str(p))[0]
-                       for p in batch["path"]]  # fmt: skip
-        return {**batch, **result_columns(results)}
+        rows = len(next(iter(batch.values())))
+        return {**batch, **result_columns([self._result(batch, row) for row in range(rows)])}
 
-    def _from_bytes(self, name: str, data: bytes) -> ImageResult:
-        """One encoded image's result; a bad one's error is in the result."""
+    def _result(self, batch: dict[str, np.ndarray], row: int) -> ImageResult:
+        """One row's result: from its bytes, else its RGB image, else its file; a bad image's
+        error is in the result."""
+        name = str(batch["path"][row]) if "path" in batch else str(row)
+        if "bytes" not in batch and "image" not in batch:
+            return self.estimator.process_file(self.model, None, name)[0]
         try:
-            loaded = self.estimator.load(bytes(data))
+            if "bytes" in batch:
+                loaded = self.estimator.load(bytes(batch["bytes"][row]))
+            else:
+                loaded = images.LoadedImage.whole(_bgr(batch["image"][row]))
         except ImageError as exc:
             return ImageResult(name, error=str(exc))
         poses = self.estimator.predict_loaded(self.model, loaded)
         return ImageResult(name, loaded.width, loaded.height, poses)
 
 
-def _names(batch: dict[str, np.ndarray]) -> tuple[Iterable, np.ndarray]:
-    """The rows' paths (or their indices when the batch has none) and their bytes."""
-    data = batch["bytes"]
-    return batch.get("path", range(len(data))), data
+def _bgr(rgb: np.ndarray) -> np.ndarray:
+    """Ray Data's RGB (or RGBA) image as BGR; a grey one as three channels."""
+    if rgb.ndim == 2:
+        return np.repeat(rgb[..., None], 3, axis=2)
+    return np.ascontiguousarray(rgb[..., 2::-1])
 
 
 def result_columns(results: list[ImageResult]) -> dict[str, np.ndarray]:
