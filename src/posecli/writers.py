@@ -22,7 +22,7 @@ from .keypoints import DEFAULT_LABEL
 from .mot import mot_rows
 from .pose import ImageResult, Pose, printable_path, single_line
 
-FORMATS = ("text", "json", "jsonl", "csv", "coco")
+FORMATS = ("text", "json", "jsonl", "csv", "coco", "yolo")  # yolo: a data set (yolo.py)
 TRACK_FORMATS = (*FORMATS, "mot")
 TAIL_BYTES = 1 << 16
 

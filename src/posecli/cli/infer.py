@@ -18,8 +18,17 @@ from ..estimator import PoseEstimator
 from ..keypoints import KeypointSpec
 from ..pipeline import FrameResult, StreamOptions, VideoStart
 from ..pose import ImageResult, Pose, printable_path
-from ..sources import IMAGE_EXTENSIONS, Inputs, Item, expand, select_shard, unique_names
+from ..sources import (
+    IMAGE_EXTENSIONS,
+    Inputs,
+    Item,
+    device_or_url_item,
+    expand,
+    select_shard,
+    unique_names,
+)
 from ..writers import FORMATS, Writer, make_writer
+from ..yolo import YoloWriter
 from . import interrupts
 from .applies import refuse_untuned, source_facts
 from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
@@ -39,6 +48,10 @@ SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv"
 Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
 StageFactory = Callable[[PoseEstimator], Stage]
 NOT_WRITTEN = ", results not written (interrupted; jsonl keeps finished images)"
+IMAGES_ONLY = {
+    "coco": "--format coco takes images only; use json or jsonl",
+    "yolo": "--format yolo takes image files only (linked or copied into the data set)",
+}
 MEDIA_SUFFIXES = IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS | {".gif", ".avif", ".heic"}
 
 
@@ -49,9 +62,10 @@ def run_options(formats: tuple[str, ...]):
                      default=None,
                      help="Output format [default: text on a terminal, else from -o's suffix, "
                           "else jsonl]."),
-        click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+        click.option("-o", "--output", type=click.Path(), metavar="FILE",
                      default=None, help="Write results to FILE ('-': standard output); "
-                                        "atomically, except jsonl (per image)."),
+                                        "atomically, except jsonl (per image); -f yolo: "
+                                        "the data set folder."),
         click.option("--append", is_flag=True, help="Add to the jsonl -o file instead of "
                      "starting it afresh (for shards sharing a file)."),
         click.option("--save-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -130,8 +144,13 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     if save_dir is not None:
         files.check_folder_writable(save_dir)
     spec = estimator.keypoint_spec
-    writer = make_writer(fmt, output, spec.names, append=append or skip_existing,
-                         tracked=stage is not None, label=spec.label)  # fmt: skip
+    if fmt == "yolo":
+        assert output is not None  # checked_format
+        writer: Writer = YoloWriter(output, spec, class_names(estimator),
+                                    {i.path: i.name for i in items})  # fmt: skip
+    else:
+        writer = make_writer(fmt, output, spec.names, append=append or skip_existing,
+                             tracked=stage is not None, label=spec.label)  # fmt: skip
     writer.sink.open()
     skipped, unread = 0, shard_errors(inputs.errors, shard_index)
     if skip_existing:
@@ -170,6 +189,11 @@ def checked_format(output_name: str | None, fmt: str | None, append: bool, skip_
     if output_name not in (None, "-"):
         check_output_name(output_name, fmt)
     fmt = fmt or default_format(output)
+    if fmt == "yolo" and (output is None or os.path.isfile(output)):
+        raise click.UsageError("-f yolo writes a data set: give -o DIR, a folder")
+    if fmt != "yolo" and output is not None and os.path.isdir(output):
+        raise click.UsageError(f"-o {output_name} is a folder; results go to a file "
+                               "(-f yolo writes a data set there)")  # fmt: skip
     jsonl_file = output is not None and fmt == "jsonl"
     if skip_existing and not (save_dir or jsonl_file):
         raise click.UsageError("--skip-existing needs --save-dir or a jsonl -o file")
@@ -196,8 +220,8 @@ def selected_items(inputs: Inputs, shard_index: tuple[int, int] | None, fmt: str
     items = unique_names(inputs.items, lambda i: str(annotated_copy(Path(), i)))
     if shard_index:
         items = select_shard(items, *shard_index)
-    if fmt == "coco":
-        items = refuse_videos_for_coco(items, inputs.errors)
+    if fmt in IMAGES_ONLY:
+        items = refuse_non_images(items, inputs.errors, fmt)
     if check_items is not None:
         check_items(items)
     return items
@@ -237,8 +261,11 @@ def check_output_name(name: str, fmt: str | None) -> None:
     """Refuse an -o folder name (a trailing /) for a results file and, without -f, a name that
     does not say the format: an image or video suffix (`-o photo.jpg`), another (`-o x.yaml`)."""
     suffix = Path(name).suffix.lower()
+    if fmt == "yolo":
+        return
     if name.endswith(("/", os.sep)):
-        raise click.UsageError(f"-o {name} names a folder; results go to a file")
+        raise click.UsageError(f"-o {name} names a folder; results go to a file (-f yolo "
+                               "writes a data set there)")  # fmt: skip
     if fmt is not None:
         return
     if suffix in MEDIA_SUFFIXES:
@@ -432,14 +459,22 @@ def report_unsaved(stats: Stats, failure: str | None) -> None:
         error(failure)
 
 
-def refuse_videos_for_coco(items: list[Item], errors: list[tuple[str, str]]) -> list[Item]:
-    """Videos have no COCO image_id: each is reported and left out of a coco run."""
-    reason = "--format coco takes images only; use json or jsonl"
-    for item in items:
-        if item.is_video:
-            errors.append((item.path, reason))
-            error(f"{printable_path(item.path)}: {reason}")
-    return [i for i in items if not i.is_video]
+def refuse_non_images(items: list[Item], errors: list[tuple[str, str]],
+                      fmt: str) -> list[Item]:  # fmt: skip
+    """Videos have no COCO image_id, and a yolo data set holds image files: each item the
+    format cannot take is reported (added to `errors`) and left out of the run."""
+    reason = IMAGES_ONLY[fmt]
+    refused = [i for i in items if i.is_video or (fmt == "yolo" and device_or_url_item(i.path))]
+    for item in refused:
+        errors.append((item.path, reason))
+        error(f"{printable_path(item.path)}: {reason}")
+    return [i for i in items if i not in refused]
+
+
+def class_names(estimator: PoseEstimator) -> tuple[str, ...]:
+    """The model's class names: its spec's one label, or the names of its several classes."""
+    layout = estimator.layout
+    return tuple(layout.class_names) if layout.classes > 1 else (estimator.keypoint_spec.label,)
 
 
 def handle_result(result: ImageResult, writer, stats: Stats) -> None:
