@@ -92,12 +92,26 @@ def test_a_txt_source_is_a_list_of_sources(tmp_path):
     (["infer", BUS, "--kpt-conf", "0.3"], "--kpt-conf applies only with --save-dir"),
     (["track", SHARED / "videos" / "pets-vtest.avi", "--smooth", "-f", "mot"],
      "--smooth does not apply with -f mot and no --save-dir (boxes only)"),
+    (["infer", BUS, "--line-width", "3"], "--line-width applies only with --save-dir"),
+    (["infer", BUS, "--hide-boxes"], "--hide-boxes applies only with --save-dir"),
+    (["track", BUS, "--save-dir", "/nonexistent/x", "--hide-conf"],
+     "--hide-conf does not apply with track (its labels are IDs)"),
 ])  # fmt: skip
 def test_options_that_would_change_nothing_are_usage_errors(args, says):
     """One rule (cli/applies.py): an option given where it cannot act is refused, saying why."""
     proc = run_cli(*args)
     assert proc.returncode == 2 and says in proc.stderr.decode(), proc.stderr
     assert proc.stdout == b""
+
+
+def test_the_drawing_switches_change_the_annotated_copies(tmp_path):
+    plain = run_cli("infer", ZIDANE, "--save-dir", tmp_path / "plain", "-f", "jsonl")
+    bare = run_cli("infer", ZIDANE, "--save-dir", tmp_path / "bare", "--line-width", "2",
+                   "--hide-boxes", "--hide-labels", "--hide-conf", "-f", "jsonl")  # fmt: skip
+    assert plain.returncode == bare.returncode == 0, bare.stderr
+    assert plain.stdout == bare.stdout
+    copies = [(tmp_path / run / "zidane.jpg").read_bytes() for run in ("plain", "bare")]
+    assert copies[0] != copies[1]
 
 
 def test_a_missing_video_is_still_a_video_for_the_options_that_need_one(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posecli import COCO17, PoseEstimator
-from posecli.draw import BOX_COLOR, draw_poses, label_rects, line_width
+from posecli.draw import DrawStyle, box_color, draw_poses, label_rects, line_width, luminance
 from posecli.pose import Pose
 
 from conftest import BUS, COCO_IMAGES
@@ -41,9 +41,10 @@ def check_labels(image: np.ndarray, poses: list[Pose]) -> np.ndarray:
     assert (rects[:, 3] <= height).all()
     assert not pairwise_overlap(rects).any()
     drawn = draw_poses(image, poses, 0.5, COCO17)
-    for x1, y1, x2, y2 in rects:
+    for index, (x1, y1, x2, y2) in enumerate(rects):
         tag = drawn[y1:y2, x1:x2].reshape(-1, 3)
-        assert (tag == BOX_COLOR).all(axis=1).mean() > 0.5  # the tag's fill, under white text
+        fill = box_color(poses[index], index)
+        assert (tag == fill).all(axis=1).mean() > 0.5  # the tag's fill, under white text
         assert (tag == 255).all(axis=1).any()  # the text
     return rects
 
@@ -88,3 +89,49 @@ def test_an_untracked_label_names_the_specs_class():
     dog = draw_poses(image, [pose], 0.5, replace(COCO17, label="dog"))
     person = draw_poses(image, [pose], 0.5, COCO17)
     assert (dog[py1:py2, px1:px2] != person[py1:py2, px1:px2]).any()
+
+
+def two_people() -> list[Pose]:
+    """Two people side by side on a 400 x 300 picture, with every keypoint confident."""
+    poses = []
+    for x in (40, 220):
+        keypoints = np.c_[np.full(17, x + 70.0), np.linspace(60, 260, 17), np.ones(17)]
+        poses.append(Pose(0.9, np.array([x, 40, x + 140, 280], np.float32), keypoints))
+    return poses
+
+
+@pytest.mark.parametrize("background", [0, 255])
+def test_each_person_has_a_colour_of_their_own_readable_on_dark_and_light(background):
+    """infer colours people by index: box, keypoints and label tag in one colour per person,
+    with 4.5:1 contrast against black and white (WCAG's text threshold)."""
+    image = np.full((300, 400, 3), background, np.uint8)
+    poses = two_people()
+    drawn = draw_poses(image, poses, 0.5, replace(COCO17, skeleton=()))
+    colours = [box_color(pose, i) for i, pose in enumerate(poses)]
+    assert colours[0] != colours[1]
+    for pose, colour in zip(poses, colours, strict=True):
+        x1, y1, _, y2 = pose.box.astype(int)
+        assert tuple(drawn[(y1 + y2) // 2, x1]) == colour  # the box's left edge
+        assert tuple(drawn[160, int(pose.keypoints[0, 0])]) == colour  # a keypoint dot
+    for key in range(40):
+        blue, green, red = box_color(Pose(0.9, np.zeros(4), np.zeros((17, 3))), key)
+        lum = luminance((red / 255, green / 255, blue / 255))
+        assert (lum + 0.05) / 0.05 >= 4.5 and 1.05 / (lum + 0.05) >= 4.5
+
+
+def test_drawing_switches_line_width_boxes_labels_and_scores():
+    image = np.full((300, 400, 3), 255, np.uint8)
+    poses = two_people()
+    spec = replace(COCO17, skeleton=())
+    plain = draw_poses(image, poses, 0.5, spec, DrawStyle(line_width=5))
+    x1, y = int(poses[0].box[0]), 200
+    assert (plain[y, x1 - 2 : x1 + 3] == box_color(poses[0], 0)).all()  # 5 px wide
+    assert (plain[y, x1 - 4] == 255).all() and (plain[y, x1 + 4] == 255).all()
+    no_boxes = draw_poses(image, poses, 0.5, spec, DrawStyle(boxes=False))
+    assert (no_boxes[y, x1 - 3 : x1 + 4] == 255).all()
+    rects = label_rects(poses, image.shape, line_width(image))
+    no_labels = draw_poses(image, poses, 0.5, spec, DrawStyle(boxes=False, labels=False))
+    for rx1, ry1, rx2, ry2 in rects:
+        assert (no_labels[ry1:ry2, rx1:rx2] == 255).all(axis=2).mean() > 0.9
+    short = label_rects(poses, image.shape, line_width(image), conf=False)
+    assert ((short[:, 2] - short[:, 0]) < (rects[:, 2] - rects[:, 0])).all()  # 'person' alone

@@ -1,9 +1,11 @@
-"""Drawing poses on an image: the spec's skeleton, keypoints, boxes, and scores or track IDs
-(a colour per ID)."""
+"""Drawing poses on an image: the spec's skeleton, keypoints, boxes, and scores or track IDs,
+each person in a colour of their own (by index, or by track ID)."""
 
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -11,10 +13,22 @@ import numpy as np
 from .keypoints import DEFAULT_LABEL, KeypointSpec
 from .pose import Pose
 
-KEYPOINT_COLOR = (0, 0, 255)
-BOX_COLOR = (60, 200, 60)
-GOLDEN_RATIO = (5**0.5 - 1) / 2  # hue step between successive track IDs: each far from the last
+GOLDEN_RATIO = (5**0.5 - 1) / 2  # hue step between successive people: each far from the last
+# Relative luminance of every person's colour: 4.6:1 contrast with black and with white (WCAG's
+# 4.5:1 for text), so boxes, dots and the white label text read on dark and light pictures.
+LUMINANCE = 0.18
 LABEL_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class DrawStyle:
+    """Ultralytics' drawing switches: line width in pixels (None: scaled to the image), and
+    whether boxes, labels and the scores in labels are drawn."""
+
+    line_width: int | None = None
+    boxes: bool = True
+    labels: bool = True
+    conf: bool = True
 
 
 def line_width(image: np.ndarray) -> int:
@@ -23,46 +37,68 @@ def line_width(image: np.ndarray) -> int:
 
 
 def draw_poses(
-    image: np.ndarray, poses: list[Pose], kpt_conf: float, spec: KeypointSpec | None
+    image: np.ndarray,
+    poses: list[Pose],
+    kpt_conf: float,
+    spec: KeypointSpec | None,
+    style: DrawStyle = DrawStyle(),
 ) -> np.ndarray:
     """A copy of the BGR image with every pose drawn; keypoints under kpt_conf are left out.
 
     Limbs are the spec's skeleton in its colours; without a spec (or skeleton), keypoints alone.
+    Each person's box, keypoints and label are in their colour (box_color).
     """
     canvas = image.copy()
-    lw = line_width(canvas)
+    lw = style.line_width or line_width(canvas)
     limbs = spec.limbs() if spec else []
     name = spec.label if spec else DEFAULT_LABEL
-    for pose in poses:
-        _draw_box(canvas, pose, lw)
+    for index, pose in enumerate(poses):
+        color = box_color(pose, index)
+        if style.boxes:
+            x1, y1, x2, y2 = (round(float(v)) for v in pose.box)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), color, lw)
         visible = pose.keypoints[:, 2] >= kpt_conf
         points = np.round(pose.keypoints[:, :2]).astype(np.int32)
-        for (a, b), color in limbs:
+        for (a, b), limb_color in limbs:
             if visible[a] and visible[b]:
-                cv2.line(canvas, tuple(points[a]), tuple(points[b]), color, lw, cv2.LINE_AA)
+                cv2.line(canvas, tuple(points[a]), tuple(points[b]), limb_color, lw, cv2.LINE_AA)
         for x, y in points[visible]:
-            cv2.circle(canvas, (int(x), int(y)), lw + 1, KEYPOINT_COLOR, -1, cv2.LINE_AA)
-    _draw_labels(canvas, poses, lw, name)
+            cv2.circle(canvas, (int(x), int(y)), lw + 1, color, -1, cv2.LINE_AA)
+    if style.labels:
+        _draw_labels(canvas, poses, lw, name, style.conf)
     return canvas
 
 
-def box_color(pose: Pose) -> tuple[int, int, int]:
-    """The colour of a person's box and label: one per track ID, else BOX_COLOR."""
-    if pose.track_id is None:
-        return BOX_COLOR
-    red, green, blue = colorsys.hsv_to_rgb(pose.track_id * GOLDEN_RATIO % 1.0, 0.9, 0.8)
+def box_color(pose: Pose, index: int = 0) -> tuple[int, int, int]:
+    """The BGR colour of a person's box, keypoints and label: by track ID when tracked, else by
+    their index in the image."""
+    return person_color(index if pose.track_id is None else pose.track_id)
+
+
+@lru_cache(maxsize=1024)
+def person_color(key: int) -> tuple[int, int, int]:
+    """The BGR colour of person `key`: hues a golden-ratio turn apart, each as light or dark
+    as gives LUMINANCE (found by bisection on HLS lightness)."""
+    hue, low, high = key * GOLDEN_RATIO % 1.0, 0.0, 1.0
+    for _ in range(20):
+        lightness = (low + high) / 2
+        rgb = colorsys.hls_to_rgb(hue, lightness, 1.0)
+        low, high = (lightness, high) if luminance(rgb) < LUMINANCE else (low, lightness)
+    red, green, blue = colorsys.hls_to_rgb(hue, (low + high) / 2, 1.0)
     return round(blue * 255), round(green * 255), round(red * 255)
 
 
-def _draw_box(canvas: np.ndarray, pose: Pose, lw: int) -> None:
-    """The person's box."""
-    x1, y1, x2, y2 = (round(float(v)) for v in pose.box)
-    cv2.rectangle(canvas, (x1, y1), (x2, y2), box_color(pose), lw)
+def luminance(rgb: tuple[float, float, float]) -> float:
+    """WCAG relative luminance of an sRGB colour in 0..1."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
-def _label(pose: Pose, name: str) -> str:
-    """The text written by a box: the track ID, else the class name and score."""
-    return f"{name} {pose.score:.2f}" if pose.track_id is None else f"id {pose.track_id}"
+def _label(pose: Pose, name: str, conf: bool = True) -> str:
+    """The text written by a box: the track ID, else the class name and (with `conf`) score."""
+    if pose.track_id is not None:
+        return f"id {pose.track_id}"
+    return f"{name} {pose.score:.2f}" if conf else name
 
 
 def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float, int, int, int]:
@@ -77,14 +113,18 @@ def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float
 
 
 def label_rects(
-    poses: list[Pose], image_shape: tuple[int, ...], lw: int, name: str = DEFAULT_LABEL
+    poses: list[Pose],
+    image_shape: tuple[int, ...],
+    lw: int,
+    name: str = DEFAULT_LABEL,
+    conf: bool = True,
 ) -> np.ndarray:
     """(N, 4) int x1, y1, x2, y2 of each pose's label, inside the image, placed greedily (poses
     in order) at the first spot by its box, else the nearest in the image, that is still free."""
     height, width = image_shape[:2]
     rects = np.zeros((len(poses), 4), np.int64)
     for i, pose in enumerate(poses):
-        _, _, w, h = label_style(image_shape, lw, _label(pose, name))
+        _, _, w, h = label_style(image_shape, lw, _label(pose, name, conf))
         size = np.array([w, h])
         limit = np.maximum(np.array([width, height]) - size, 0)
         for corners in (_label_spots(pose.box, w, h), _spots_by_distance(pose.box, limit, w, h)):
@@ -125,13 +165,15 @@ def _overlap_areas(spots: np.ndarray, placed: np.ndarray) -> np.ndarray:
     return np.clip(ix, 0, None) * np.clip(iy, 0, None)
 
 
-def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int, name: str) -> None:
-    """Each pose's label on a filled tag, on top of everything else, inside the image."""
-    rects = label_rects(poses, canvas.shape, lw, name)
-    for pose, (x1, y1, x2, y2) in zip(poses, rects, strict=True):
-        text = _label(pose, name)
+def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int, name: str, conf: bool) -> None:
+    """Each pose's label on a filled tag in its colour, on top of everything else, inside the
+    image."""
+    rects = label_rects(poses, canvas.shape, lw, name, conf)
+    for index, (pose, (x1, y1, x2, y2)) in enumerate(zip(poses, rects, strict=True)):
+        text = _label(pose, name, conf)
         scale, thickness, _, _ = label_style(canvas.shape, lw, text)
-        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), box_color(pose), -1)
+        color = box_color(pose, index)
+        cv2.rectangle(canvas, (int(x1), int(y1)), (int(x2) - 1, int(y2) - 1), color, -1)
         (_, th), _ = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
         cv2.putText(canvas, text, (int(x1) + lw // 2, int(y1) + lw // 2 + th), LABEL_FONT, scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip

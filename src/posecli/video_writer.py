@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from .draw import draw_poses
+from .draw import DrawStyle, draw_poses
 from .errors import ImageError
 from .files import temp_beside
 from .keypoints import KeypointSpec
@@ -36,11 +36,12 @@ class AnnotatedVideo:
 
     def __init__(
         self, dest: Path, width: int, height: int, fps: Fraction, kpt_conf: float,
-        spec: KeypointSpec,
+        spec: KeypointSpec, style: DrawStyle,
     ):  # fmt: skip
         self.dest = dest
         self.kpt_conf = kpt_conf
         self.spec = spec
+        self.style = style
         self.size = (width & ~1, height & ~1)
         if min(self.size) < 2:
             raise ImageError(f"{dest}: cannot write: {width}x{height} is too small for H.264")
@@ -116,7 +117,7 @@ class AnnotatedVideo:
     def _encode(self, bgr: np.ndarray, poses: list[Pose]) -> None:
         """Encode one annotated frame."""
         width, height = self.size
-        canvas = draw_poses(bgr, poses, self.kpt_conf, self.spec)
+        canvas = draw_poses(bgr, poses, self.kpt_conf, self.spec, self.style)
         if canvas.shape[1] & ~1 == width and canvas.shape[0] & ~1 == height:
             canvas = canvas[:height, :width]
         else:

@@ -19,13 +19,15 @@ FACTS = {
     "remote": "a camera or URL source",
     "live": "a camera or stream source",
     "boxes_only": "-f mot and no --save-dir (boxes only)",
+    "tracked": "track (its labels are IDs)",
 }
 # The fact that each option needs: without it, giving the option is a usage error.
 TUNES = {"fps": "sequence", "smooth_beta": "smooth", "smooth_min_cutoff": "smooth",
-         "kpt_conf": "save_dir", "vid_stride": "video", "timeout": "remote",
-         "every_frame": "live"}  # fmt: skip
+         "kpt_conf": "save_dir", "line_width": "save_dir", "hide_boxes": "save_dir",
+         "hide_labels": "save_dir", "hide_conf": "save_dir", "vid_stride": "video",
+         "timeout": "remote", "every_frame": "live"}  # fmt: skip
 # The fact that makes each option moot: with it, giving the option is a usage error.
-MOOTS = {"keypoint_weight": "box_only", "smooth": "boxes_only"}
+MOOTS = {"keypoint_weight": "box_only", "smooth": "boxes_only", "hide_conf": "tracked"}
 
 
 def refuse_untuned(facts: dict[str, bool]) -> None:
@@ -33,14 +35,11 @@ def refuse_untuned(facts: dict[str, bool]) -> None:
     with one that makes it moot (`facts` says which hold; options of other facts are not
     checked here): it would be ignored without a word."""
     source = click.get_current_context().get_parameter_source
-    for option, fact in (*TUNES.items(), *MOOTS.items()):
-        if fact not in facts or source(option) is not ParameterSource.COMMANDLINE:
-            continue
-        name = f"--{option.replace('_', '-')}"
-        if option in TUNES and not facts[fact]:
-            raise click.UsageError(f"{name} applies only with {FACTS[fact]}")
-        if option in MOOTS and facts[fact]:
-            raise click.UsageError(f"{name} does not apply with {FACTS[fact]}")
+    for rules, needed, says in ((TUNES, False, "applies only"), (MOOTS, True, "does not apply")):
+        for option, fact in rules.items():
+            given = source(option) is ParameterSource.COMMANDLINE
+            if given and fact in facts and facts[fact] is needed:
+                raise click.UsageError(f"--{option.replace('_', '-')} {says} with {FACTS[fact]}")
 
 
 def source_facts(items: list[Item], sources: list[str]) -> dict[str, bool]:

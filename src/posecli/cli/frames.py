@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..draw import DrawStyle
 from ..errors import ImageError, OutputError
 from ..keypoints import KeypointSpec
 from ..pipeline import FrameResult, SourceEnd, VideoStart
@@ -42,12 +43,14 @@ class AnnotatedVideos:
     """The annotated copy of each video being processed, started, fed and finished by events."""
 
     def __init__(
-        self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float, spec: KeypointSpec
-    ):
+        self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float, spec: KeypointSpec,
+        style: DrawStyle,
+    ):  # fmt: skip
         self.save_dir = save_dir
         self.items = items
         self.kpt_conf = kpt_conf
         self.spec = spec
+        self.style = style
         self.open: dict[str, AnnotatedVideo] = {}
 
     def start(self, event: VideoStart) -> str | None:
@@ -57,7 +60,7 @@ class AnnotatedVideos:
         dest = annotated_video_path(self.save_dir, self.items[event.path].name)
         try:
             self.open[event.path] = AnnotatedVideo(
-                dest, event.width, event.height, event.fps, self.kpt_conf, self.spec
+                dest, event.width, event.height, event.fps, self.kpt_conf, self.spec, self.style
             )
         except (ImageError, OutputError) as exc:
             return not_saved(exc)

@@ -12,7 +12,7 @@ import click
 import numpy as np
 
 from .. import files, images, pipeline, ray_engine, video
-from ..draw import draw_poses
+from ..draw import DrawStyle, draw_poses
 from ..errors import ImageError, OutputError, PoseCliError
 from ..estimator import PoseEstimator
 from ..keypoints import KeypointSpec
@@ -72,6 +72,11 @@ def run_options(formats: tuple[str, ...]):
                      default=None, help="Save annotated copies of images and videos here."),
         click.option("--kpt-conf", type=Number(0, 1), default=0.5, show_default=True,
                      help="Keypoints below this confidence are not drawn."),
+        click.option("--line-width", type=click.IntRange(1), default=None,
+                     help="--save-dir: line width in pixels [default: scaled to the image]."),
+        click.option("--hide-boxes", is_flag=True, help="--save-dir: draw no boxes."),
+        click.option("--hide-labels", is_flag=True, help="--save-dir: draw no labels."),
+        click.option("--hide-conf", is_flag=True, help="--save-dir: no scores in labels."),
         click.option("--vid-stride", type=click.IntRange(1), default=1, show_default=True,
                      help="Process every Nth frame of videos."),
         click.option("--every-frame", is_flag=True, help="Live sources: process every frame "
@@ -111,8 +116,9 @@ def infer(**params) -> int:
     return run_sources(**params)
 
 
-def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, every_frame,
-                timeout, recursive, quiet, shard, skip_existing, stage: StageFactory | None = None,
+def run_sources(sources, fmt, output, append, save_dir, kpt_conf, line_width, hide_boxes,
+                hide_labels, hide_conf, vid_stride, every_frame, timeout, recursive, quiet, shard,
+                skip_existing, stage: StageFactory | None = None,
                 check_items: Callable[[list[Item]], None] | None = None, thumbnails: bool = False,
                 image_thumbnails: bool = False, keep_missing: bool = False,
                 natural_order: bool = False, engine: str = "local", workers: int | None = None,
@@ -136,7 +142,9 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
     stdin = sys.stdin.buffer if "-" in sources else None
     inputs = expand(sources, recursive, stdin, keep_missing, natural_order)
     unexpanded = [path for path, _ in inputs.errors]
-    refuse_untuned({"save_dir": save_dir is not None, **source_facts(inputs.items, unexpanded)})
+    refuse_untuned({"save_dir": save_dir is not None, "tracked": stage is not None,
+                    **source_facts(inputs.items, unexpanded)})  # fmt: skip
+    style = DrawStyle(line_width, not hide_boxes, not hide_labels, not hide_conf)
     report_inputs(inputs, quiet)
     items = selected_items(inputs, shard_index, fmt, check_items)
     lists = [Item(path, path) for path in inputs.lists]
@@ -161,8 +169,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, vid_stride, ev
                            thumbnails=thumbnails, image_thumbnails=image_thumbnails,
                            timeout=timeout)  # fmt: skip
     stage_for_run = stage(estimator) if stage is not None else None
-    stats = run_batch(estimator, items, writer, save_dir, kpt_conf, quiet, stream, stage_for_run,
-                      len(inputs.errors), unread, engine, workers)  # fmt: skip
+    stats = run_batch(estimator, items, writer, save_dir, (kpt_conf, style), quiet, stream,
+                      stage_for_run, len(inputs.errors), unread, engine, workers)  # fmt: skip
     if not items and not skipped and not inputs.errors:
         if shard_index and inputs.items:
             info(f"shard {shard} has no images (of {len(inputs.items)} in all)", quiet)
@@ -337,7 +345,8 @@ class Stats:
         return f"{done}{unsaved}{skip}{dropped} in {elapsed:.2f} s{rate}"
 
 
-def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
+def run_batch(estimator, items: list[Item], writer, save_dir,
+              drawing: tuple[float, DrawStyle], quiet,
               stream: StreamOptions, stage: Stage | None = None,
               failed: int = 0, error_records: Sequence[tuple[str, str]] = (),
               engine: str = "local", workers: int | None = None) -> Stats:  # fmt: skip
@@ -347,7 +356,8 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     Each video's frames come in order between its VideoStart and SourceEnd: the place for
     per-video state (its annotated copy). `stage` maps the events before they are written, so
     annotated images are then drawn from its poses, in order, rather than in the workers. The
-    progress bar is left out when results are printed on the same terminal. `failed` counts the
+    progress bar is left out when results are printed on the same terminal; annotated copies
+    are drawn with the `drawing` keypoint confidence and style. `failed` counts the
     sources that failed before the run (they are in every summary); the `error_records` of
     those this run records (path, reason) come first in json and jsonl. With `engine` "ray"
     the events come from `workers` Ray actors (ray_engine).
@@ -355,7 +365,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     stats = Stats({i.path for i in items if i.is_video})
     stats.failed = failed
     by_path = {i.path: i for i in items}
-    copies = AnnotatedImages(save_dir, by_path, kpt_conf, estimator.keypoint_spec,
+    copies = AnnotatedImages(save_dir, by_path, *drawing, estimator.keypoint_spec,
                              in_workers=stage is None)  # fmt: skip
     live = pipeline.LiveStop()
     paths = [i.path for i in items]
@@ -367,7 +377,7 @@ def run_batch(estimator, items: list[Item], writer, save_dir, kpt_conf, quiet,
     if stage is not None:
         events = stage(events)
     on_terminal = not writer.sink.is_file and sys.stdout.isatty()
-    videos = AnnotatedVideos(save_dir, by_path, kpt_conf, estimator.keypoint_spec)
+    videos = AnnotatedVideos(save_dir, by_path, drawing[0], estimator.keypoint_spec, drawing[1])
     progress = FrameProgress(quiet or on_terminal)
     images_only = [i for i in items if not i.is_video]
     no_bar = quiet or on_terminal or len(images_only) < len(items)
@@ -399,8 +409,9 @@ class AnnotatedImages:
     kept there and drawn in order by `finish` with the poses that are written (tracked ones)."""
 
     def __init__(self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float,
-                 spec: KeypointSpec, in_workers: bool):  # fmt: skip
+                 style: DrawStyle, spec: KeypointSpec, in_workers: bool):  # fmt: skip
         self.save_dir, self.items, self.kpt_conf, self.spec = save_dir, items, kpt_conf, spec
+        self.style = style
         self.in_workers = in_workers
         self.kept: dict[str, np.ndarray] = {}
         self.failures: dict[str, str] = {}
@@ -430,7 +441,7 @@ class AnnotatedImages:
         """Write one annotated copy; the error line if that fails."""
         assert self.save_dir is not None
         return save_annotated(annotated_copy(self.save_dir, self.items[path]), bgr, poses,
-                              self.kpt_conf, self.spec)  # fmt: skip
+                              self.kpt_conf, self.spec, self.style)  # fmt: skip
 
 
 def handle_event(event: pipeline.Event, writer, stats: Stats, videos: AnnotatedVideos,
@@ -491,10 +502,10 @@ def handle_result(result: ImageResult, writer, stats: Stats) -> None:
 
 
 def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float,
-                   spec: KeypointSpec) -> str | None:  # fmt: skip
+                   spec: KeypointSpec, style: DrawStyle) -> str | None:  # fmt: skip
     """Write the annotated copy of an image atomically; the error line if that fails."""
     try:
-        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf, spec))
+        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf, spec, style))
     except (ImageError, OutputError) as exc:
         return not_saved(exc)
     return None
