@@ -127,30 +127,47 @@ def test_track_on_a_video_and_its_copy_as_local(cluster, tmp_path):
     assert len(records) == 41 and any(p.get("id") for r in records for p in r["poses"])
 
 
-def test_an_actor_killed_mid_run_is_replaced(cluster, local_photos, tmp_path):
-    out = tmp_path / "out.jsonl"
-    env = {**os.environ, **cluster}
-    command = [sys.executable, "-m", "posecli", "infer", *map(str, PHOTOS), "--engine", "ray",
-               "--workers", "2", "-o", str(out)]  # fmt: skip
+def run_killing_an_actor(args: list, out: Path, env: dict, after: int) -> bytes:
+    """Run `posecli ARGS --engine ray -o OUT`, SIGKILL one of its actors once `after` records
+    are written, and return its standard error once it has exited 0."""
+    command = [sys.executable, "-m", "posecli", *map(str, args), "--engine", "ray", "--workers",
+               "2", "-o", str(out)]  # fmt: skip
     before = titled(descendants(os.getpid()), "ray::PoseWorker")  # actors of earlier runs
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(command, env={**os.environ, **env}, stderr=subprocess.PIPE) as proc:
         deadline = time.monotonic() + 60
-        while lines_in(out) < 10 and time.monotonic() < deadline and proc.poll() is None:
+        while lines_in(out) < after and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        victims = titled(descendants(os.getpid()), "ray::PoseWorker") - before
-        assert victims and lines_in(out) < len(PHOTOS), "the run ended before an actor was seen"
-        os.kill(min(victims), signal.SIGKILL)
+        busy = titled(descendants(os.getpid()), "ray::PoseWorker.") - before
+        assert busy and proc.poll() is None, "the run ended before an actor was seen at work"
+        os.kill(min(busy), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
+    return stderr
+
+
+def test_an_actor_killed_mid_run_is_replaced(cluster, local_photos, tmp_path):
+    out = tmp_path / "out.jsonl"
+    run_killing_an_actor(["infer", *PHOTOS], out, cluster, after=10)
     assert out.read_bytes() == local_photos
     images = [r["image"] for r in jsonl_records(out.read_bytes())]
     assert sorted(images) == sorted(map(str, PHOTOS))
 
 
+def test_a_video_whose_actor_is_killed_is_replayed(cluster, tmp_path):
+    clip = tmp_path / "pets-clip.mp4"
+    cut_clip(PETS, clip, 400, 160)
+    local = run_cli("track", clip, "-o", tmp_path / "local.jsonl")
+    assert local.returncode == 0, local.stderr.decode()
+    stderr = run_killing_an_actor(["track", clip], tmp_path / "ray.jsonl", cluster, after=30)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert b"PoseWorker.video failed" in stderr  # it was killed at work, and run again
+
+
 def test_pose_batch_in_ray_data_gives_the_cli_poses(cluster, local_photos):
     paths = [str(p) for p in PHOTOS[:6]]
     dataset = ray.data.read_binary_files(paths, include_paths=True)
-    rows = dataset.map_batches(ray_engine.PoseBatch, batch_size=4, concurrency=1).take_all()
+    one = ray.data.ActorPoolStrategy(size=1)
+    rows = dataset.map_batches(ray_engine.PoseBatch, batch_size=4, compute=one).take_all()
     by_path = {row["path"]: row for row in rows}
     for path, expected in zip(paths, jsonl_records(local_photos), strict=False):
         row = by_path[path]
@@ -162,7 +179,7 @@ def test_pose_batch_in_ray_data_gives_the_cli_poses(cluster, local_photos):
 def test_pose_batch_on_read_images(cluster):
     dataset = ray.data.read_images([str(BUS), str(ZIDANE)], include_paths=True, mode="RGB")
     rows = dataset.map_batches(ray_engine.PoseBatch, fn_constructor_kwargs={"conf": 0.3},
-                               concurrency=1).take_all()  # fmt: skip
+                               compute=ray.data.ActorPoolStrategy(size=1)).take_all()  # fmt: skip
     sizes = {Path(r["path"]).name: (r["width"], r["height"], r["num_poses"]) for r in rows}
     assert sizes["bus.jpg"][:2] == (810, 1080) and sizes["bus.jpg"][2] >= 3
     assert sizes["zidane.jpg"][:2] == (1280, 720) and sizes["zidane.jpg"][2] >= 2
