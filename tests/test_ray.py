@@ -163,6 +163,23 @@ def test_a_video_whose_actor_is_killed_is_replayed(cluster, tmp_path):
     assert b"PoseWorker.video failed" in stderr  # it was killed at work, and run again
 
 
+def test_a_node_removed_mid_run(local_photos, tmp_path):
+    """Two nodes (cluster_utils), one removed mid-run: its actor comes back on the other."""
+    out = tmp_path / "out.jsonl"
+    script = Path(__file__).with_name("ray_two_nodes.py")
+    proc = subprocess.run([sys.executable, script, out, "10", *map(str, PHOTOS)],
+                          capture_output=True, timeout=300)  # fmt: skip
+    report = proc.stdout.decode()
+    assert report.startswith("exit 0, node removed mid-run: True"), report + proc.stderr.decode()
+    assert out.read_bytes() == local_photos
+
+
+def test_workers_without_ray_engine_is_a_usage_error():
+    proc = run_cli("infer", BUS, "--workers", "2")
+    assert proc.returncode == 2
+    assert "--workers applies only with --engine ray" in proc.stderr.decode()
+
+
 def test_pose_batch_in_ray_data_gives_the_cli_poses(cluster, local_photos):
     paths = [str(p) for p in PHOTOS[:6]]
     dataset = ray.data.read_binary_files(paths, include_paths=True)

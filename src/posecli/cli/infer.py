@@ -186,7 +186,7 @@ def check_engine(engine: str, workers: int | None) -> None:
     if engine == "ray":
         ray_engine.import_ray()
     elif workers is not None:
-        raise click.UsageError("--workers needs --engine ray (--threads sets the local workers)")
+        raise click.UsageError("--workers applies only with --engine ray")
 
 
 def checked_format(output_name: str | None, fmt: str | None, append: bool, skip_existing: bool,
