@@ -3,11 +3,12 @@
 Each actor builds the PoseEstimator once from the driver's constructor arguments and runs the
 local pipeline on its share, so every item goes through the same code as with `--engine local`.
 Photos go IMAGES_PER_TASK at a time to the least busy actor; each video, camera or stream is one
-streaming task on one actor, its events in order, FRAMES_PER_CHUNK at a time. At most
-TASKS_PER_WORKER tasks per actor are in flight (back-pressure) and results are yielded in input
-order. An actor whose process dies is restarted and its tasks run again (Ray's max_restarts and
-max_task_retries), so every input is in the output once. The image hook (annotated copies) runs
-on the driver, with the full-size pixels the actor sends back only when there is a hook.
+streaming task on one actor, its events in order, FRAMES_PER_CHUNK at a time and at most
+CHUNKS_AHEAD chunks ahead of the driver. At most TASKS_PER_WORKER tasks per actor are in flight
+(back-pressure) and results are yielded in input order. An actor whose process dies is restarted
+and its tasks run again (Ray's max_restarts and max_task_retries), so every input is in the
+output once. The image hook (annotated copies) runs on the driver, with the full-size pixels
+the actor sends back only when there is a hook.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .sources import is_video_source
 RAY_MISSING = "--engine ray needs Ray: pip install 'posecli[ray]'"
 IMAGES_PER_TASK = 16
 FRAMES_PER_CHUNK = 16
+CHUNKS_AHEAD = 4  # a video's chunks made and not yet taken by the driver
 TASKS_PER_WORKER = 2
 
 
@@ -81,13 +83,15 @@ def run(
     estimator's threads); `hook` runs on the driver. `live_stop` is not supported (ignored)."""
     ray = import_ray()
     before = set(child_pids(os.getpid()))
-    started, actors = False, []
+    started, actors = not ray.is_initialized(), []
     try:
-        started = connect(ray)
+        if started:
+            connect(ray)
         actors = start_actors(ray, estimator, workers)
         yield from ordered_events(ray, actors, sources, options or StreamOptions(), hook)
     except BaseException:  # the Ray started here ends at once: an interrupted CLI has 0.5 s
-        kill_trees(set(child_pids(os.getpid())) - before)
+        if started:
+            kill_trees(set(child_pids(os.getpid())) - before)
         raise
     finally:
         if started:
@@ -96,23 +100,19 @@ def run(
             ray.kill(actor)
 
 
-def connect(ray: Any) -> bool:
-    """Join the cluster at RAY_ADDRESS, or start a local Ray; False when Ray was already
-    initialised in this process (it is then left running)."""
-    if ray.is_initialized():
-        return False
+def connect(ray: Any) -> None:
+    """Join the cluster at RAY_ADDRESS, or start a local Ray."""
     address = os.environ.get("RAY_ADDRESS")
     local = {} if address else {"include_dashboard": False}
     ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **local)
     messages_to_stderr(ray)
-    return True
 
 
 def messages_to_stderr(ray: Any) -> None:
     """Ray prints its error messages (such as a task run again after its actor died) on
     standard output, where results may be written: print them on standard error instead."""
     worker = ray._private.worker
-    printer = worker.print_to_stdstream
+    printer = worker.__dict__.setdefault("posecli_printer", worker.print_to_stdstream)
     worker.print_to_stdstream = lambda data, **kwargs: printer({**data, "is_err": True}, **kwargs)
 
 
@@ -165,7 +165,8 @@ def ordered_events(
         index = busy.index(min(busy))
         actor = actors[index]
         if is_video:
-            pending.append((index, actor.video.remote(paths[0], options), True))
+            video = actor.video.options(_generator_backpressure_num_objects=CHUNKS_AHEAD)
+            pending.append((index, video.remote(paths[0], options), True))
         else:
             pending.append((index, actor.images.remote(paths, options, hook is not None), False))
         busy[index] += 1
