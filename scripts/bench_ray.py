@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Runs of each engine.")
     args = parser.parse_args()
     os.environ.setdefault("POSECLI_MODELS", str(args.shared / "models"))
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray on loopback, read on import
     import ray
 
     start = time.perf_counter()

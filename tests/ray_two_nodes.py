@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray on loopback, read on import
 import ray
 from ray.cluster_utils import Cluster
 

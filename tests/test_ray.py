@@ -17,6 +17,9 @@ import pytest
 from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, run_cli
 from test_track_cli import PETS, cut_clip
 
+# Ray on loopback (it takes the machine's address otherwise), here and in the CLI runs; it is
+# read when Ray is imported.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
 from posecli import ray_engine  # noqa: E402 - after the skip without Ray
 
@@ -91,6 +94,7 @@ def test_without_ray_one_line_exit_2(tmp_path):
 def cluster():
     """A local Ray of 2 CPUs, started once; the CLI runs join it by RAY_ADDRESS."""
     context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    assert context.address_info["address"].startswith("127.0.0.1:")
     yield {"RAY_ADDRESS": context.address_info["address"]}
     ray.shutdown()
 
