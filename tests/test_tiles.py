@@ -136,19 +136,24 @@ def test_a_tile_person_is_mapped_to_frame_pixels(wide_model, tmp_path):  # noqa:
     assert kpt.shape == (3, 3) and (kpt[:, 2] > 0.6).all()
 
 
-def test_merge_prefers_the_uncut_person_and_breaks_ties_by_run_order():
-    k = np.zeros((1, 2, 3))
-    whole = People(np.array([[10.0, 10, 30, 60]]), np.array([0.5]), k + 1)
-    cut = People(np.array([[10.0, 10, 30, 40]]), np.array([0.9]), k + 2)  # surer, but cut
-    other = People(np.array([[100.0, 10, 120, 60]]), np.array([0.5]), k + 3)
-    twin = People(np.array([[100.0, 10, 120, 60]]), np.array([0.5]), k + 4)  # same score
-    runs = [whole, cut, other, twin]
-    flags = [np.array([False]), np.array([True]), np.array([False]), np.array([False])]
-    merged = tiles.merge(runs, flags, max_det=10)
-    assert merged.boxes.tolist() == [[10, 10, 30, 60], [100, 10, 120, 60]]
-    assert merged.keypoints[:, 0, 0].tolist() == [1, 3]
-    lone = tiles.merge([cut], [np.array([True])], max_det=10)
-    assert lone.scores.tolist() == [0.9]  # a cut person nobody else saw is kept
+def test_merge_prefers_the_whole_view_drops_large_cut_parts_and_breaks_ties_by_run_order():
+    def one(box, score, mark):
+        return People(np.array([box], float), np.array([score]), np.full((1, 2, 3), mark, float))
+
+    runs = [
+        one([10, 10, 30, 60], 0.5, 1),  # the whole frame's person
+        one([10, 30, 30, 60], 0.9, 2),  # their lower part, cut by the tile's bottom edge
+        one([200, 10, 220, 60], 0.5, 3),  # found whole in two tiles, equal scores
+        one([200, 10, 220, 60], 0.5, 4),
+        one([300, 50, 320, 100], 0.9, 5),  # cut, half a tile tall, seen nowhere else
+        one([100, 100, 190, 200], 0.95, 6),  # cut, larger than half a tile: a part
+    ]
+    regions = np.array([[0, 0, 400, 200], [0, 0, 100, 60], [150, 0, 250, 100],
+                        [180, 0, 280, 100], [250, 0, 350, 100], [100, 100, 200, 200]])  # fmt: skip
+    merged = tiles.merge(runs, regions, 400, 200, max_det=10)
+    assert merged.boxes.tolist() == [[300, 50, 320, 100], [10, 10, 30, 60], [200, 10, 220, 60]]
+    assert merged.keypoints[:, 0, 0].tolist() == [5, 1, 3]
+    assert len(tiles.merge(runs, regions, 400, 200, max_det=2)) == 2
 
 
 def test_a_person_cut_by_an_inner_edge_only():

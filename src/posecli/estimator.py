@@ -302,10 +302,8 @@ class PoseEstimator:
         runs = [decode_people(output, self.input_size, transform, s.conf, s.iou, s.max_det,
                               self.keypoint_dims, self._head)
                 for output, transform in zip(outputs, transforms, strict=True)]  # fmt: skip
-        regions = self.regions(width, height)
-        cut = [tiles.cut_by_inner_edge(people.boxes, region, width, height)
-               for people, region in zip(runs, regions, strict=True)]  # fmt: skip
-        return to_poses(tiles.merge(runs, cut, s.max_det), (width, height), self._head.names)
+        merged = tiles.merge(runs, self.regions(width, height), width, height, s.max_det)
+        return to_poses(merged, (width, height), self._head.names)
 
     def _region_input(
         self, loaded: images.LoadedImage, region: np.ndarray

@@ -2,11 +2,11 @@
 and the people found in the whole frame and in the tiles merged into one set.
 
 A tile is letterboxed to the model's input exactly as a whole image is, so a person a tenth of
-the frame tall is seen several times larger. The merge (docs/tiles.md) keeps, in turn, the
-people no tile border cuts, surest first, and then those a border cuts; a person is dropped when
-most of the smaller of their box and a kept box from another run overlap (intersection over the
-smaller area), so a person found in two tiles, or cut by a border and found whole elsewhere,
-stays one person with the keypoints of the run that saw them whole.
+the frame tall is seen several times larger. The merge (docs/tiles.md) takes the people surest
+first, those a tile border cuts at half their score (and only if they are small for the tile);
+a person is dropped when most of the smaller of their box and a kept box from another run
+overlap (intersection over the smaller area), so a person found in two tiles, or cut by a border
+and found whole elsewhere, stays one person with the keypoints of the run that saw them whole.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ MIN_TILE = 32
 SAME_PERSON_IOS = 0.5
 # A box this share of the tile side (or closer) from an inner tile edge counts as cut by it.
 BORDER_MARGIN = 1 / 64
+# A cut person wider or taller than this share of the tile is part of someone the tile is too
+# small for, whom the whole frame sees; a smaller one ranks with its score counted at CUT_RANK.
+CUT_MAX = 0.5
+CUT_RANK = 0.5
 # --tile auto: tiles a third of the frame's shorter side, never under half the model's input.
 AUTO_DIVISOR = 3
 COMMON_FRAMES = ((480, 360), (640, 480), (1280, 720), (1920, 1080))  # for `models info`
@@ -106,15 +110,23 @@ def overlap_of_smaller(boxes: np.ndarray) -> np.ndarray:
     return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
 
 
-def merge(runs: list[People], cut: list[np.ndarray], max_det: int) -> People:
-    """One set of people from the whole frame's and the tiles' (each already through NMS):
-    uncut people first, surest first (ties in run order), each kept unless a kept person of
-    another run covers SAME_PERSON_IOS of the smaller box; best first, at most max_det."""
+def merge(runs: list[People], regions: np.ndarray, width: int, height: int,
+          max_det: int) -> People:  # fmt: skip
+    """One set of people from the runs (each already through NMS) of the (R, 4) regions of a
+    width x height frame: the whole frame's, then the tiles'. People cut by an inner tile edge
+    and over CUT_MAX of the tile are dropped; the rest are taken surest first (a cut one's
+    score counted at CUT_RANK; ties in run order), each kept unless a kept person of another
+    run covers SAME_PERSON_IOS of the smaller box. Best first, at most max_det."""
     people = People.concat(runs)
     if not len(people):
         return people
     run_of = np.repeat(np.arange(len(runs)), [len(r) for r in runs])
-    order = np.lexsort((-people.scores, np.concatenate(cut)))
+    cut = np.concatenate([cut_by_inner_edge(r.boxes, region, width, height)
+                          for r, region in zip(runs, regions, strict=True)])  # fmt: skip
+    tile_side = (regions[:, 2:] - regions[:, :2]).max(axis=1)[run_of]
+    extent = (people.boxes[:, 2:] - people.boxes[:, :2]).max(axis=1)
+    order = np.argsort(-people.scores * np.where(cut, CUT_RANK, 1.0), kind="stable")
+    order = order[~(cut & (extent > CUT_MAX * tile_side))[order]]
     same = (overlap_of_smaller(people.boxes) > SAME_PERSON_IOS) & (run_of[:, None] != run_of)
     dropped = np.zeros(len(people), bool)
     kept = []
