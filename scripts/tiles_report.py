@@ -45,7 +45,6 @@ PETS = SHARED / "videos" / "pets-vtest.avi"
 PETS_SCALE = 480 / 768  # MOT15's PETS09-S2L1 is 768x576; the shared copy 480x360
 PETS_BANDS = (0, 40, 60, 80)  # px, lower edges of person-height bands in the 480x360 frame
 TILE = "128"
-AREAS = {"all": 0, "small": 1, "medium": 2, "large": 3}  # COCOeval's area ranges
 
 
 def cached(cache: Path | None, name: str, compute: Callable[[], object]) -> object:
@@ -237,7 +236,7 @@ def coco_scores(coco: COCO, tile: str | None) -> dict:
             evaluator.accumulate()
             evaluator.summarize()
         precision = evaluator.eval["precision"]  # [IoU, recall, class, area, max dets]
-        for area, a in AREAS.items():
+        for a, area in enumerate(evaluator.params.areaRngLbl):
             p = precision[0, :, 0, a, -1]
             p = p[p > -1]
             scores[f"{iou_type} AP50 {area}"] = 100 * float(p.mean()) if p.size else None
