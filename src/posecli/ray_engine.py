@@ -104,7 +104,11 @@ def connect(ray: Any) -> None:
     """Join the cluster at RAY_ADDRESS, or start a local Ray."""
     address = os.environ.get("RAY_ADDRESS")
     local = {} if address else {"include_dashboard": False}
-    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **local)
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **local)
+    except ConnectionError as exc:
+        raise PoseCliError(f"--engine ray: {exc} (a cluster with token authentication needs "
+                           "RAY_AUTH_MODE=token)") from None  # fmt: skip
     messages_to_stderr(ray)
 
 
