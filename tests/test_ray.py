@@ -125,7 +125,7 @@ def test_track_on_a_video_and_its_copy_as_local(cluster, tmp_path):
         proc = run_cli("track", clip, BUS, "--engine", engine, "-o", out, "--save-dir", saved,
                        env=cluster)  # fmt: skip
         assert proc.returncode == 0, proc.stderr.decode()
-        outputs[engine] = out.read_bytes(), sorted(p.name for p in saved.iterdir())
+        outputs[engine] = out.read_bytes(), {p.name: p.read_bytes() for p in saved.iterdir()}
     assert outputs["ray"] == outputs["local"]
     records = jsonl_records(outputs["ray"][0])
     assert len(records) == 41 and any(p.get("id") for r in records for p in r["poses"])
