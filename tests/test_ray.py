@@ -131,6 +131,17 @@ def test_track_on_a_video_and_its_copy_as_local(cluster, tmp_path):
     assert len(records) == 41 and any(p.get("id") for r in records for p in r["poses"])
 
 
+def test_infer_copies_as_local(cluster, tmp_path):
+    copies = {}
+    for engine in ("local", "ray"):
+        saved = tmp_path / engine
+        proc = run_cli("infer", *PHOTOS[:6], "--engine", engine, "-o", tmp_path / f"{engine}.jsonl",
+                       "--save-dir", saved, env=cluster)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        copies[engine] = {p.name: p.read_bytes() for p in saved.iterdir()}
+    assert len(copies["ray"]) == 6 and copies["ray"] == copies["local"]
+
+
 def run_killing_an_actor(args: list, out: Path, env: dict, after: int) -> bytes:
     """Run `posecli ARGS --engine ray -o OUT`, SIGKILL one of its actors once `after` records
     are written, and return its standard error once it has exited 0."""
