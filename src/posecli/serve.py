@@ -38,6 +38,7 @@ Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
 BOUNDARY = "frame"
 RECORDS_KEPT = 64  # SSE records kept for viewers that fall behind; older ones are skipped
 JPEG_QUALITY = 80
+VIEWER_FPS = 15  # the most frames a second /stream.mjpg sends one viewer
 RATE_WINDOW = 2.0  # seconds of frames that the frame rates are measured over
 LINGER_SECONDS = 1.5  # after the source ends, viewers get the news before the server stops
 STOP_POLL = 0.1  # seconds between looks at a stop request
@@ -380,15 +381,19 @@ async def open_stream(request: web.Request, content_type: str) -> web.StreamResp
 
 
 async def send_stream(hub: Hub, request: web.Request) -> web.StreamResponse:
-    """/stream.mjpg: the newest annotated frame whenever the viewer can take one."""
+    """/stream.mjpg: the newest annotated frame whenever the viewer can take one, at most
+    VIEWER_FPS a second (a screen shows no more; sending more would take inference's CPU)."""
     response = await open_stream(request, f"multipart/x-mixed-replace; boundary={BOUNDARY}")
     seen = sent = 0
+    clock = asyncio.get_running_loop().time
     with watching(hub), contextlib.suppress(ConnectionError):
         while await hub.wait(seen):
             seen, frame = hub.seq, hub.frame
             if frame is not None and frame.seq > sent:
+                due = clock() + 1 / VIEWER_FPS
                 await response.write(frame.part)
                 sent = frame.seq
+                await asyncio.sleep(max(0.0, due - clock()))
     return response
 
 
