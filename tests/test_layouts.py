@@ -5,6 +5,8 @@ line, exit 2. ST's YOLO26 ONNX runs through onnxruntime."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -190,6 +192,20 @@ def test_records_of_a_several_class_model_carry_the_class_and_classes_filters(la
     proc = run_cli("infer", "-m", model, BUS, "--classes", "0,2")
     lines = proc.stderr.decode().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "classes 0 to 1 (person, rider)" in lines[0]
+
+
+def test_csv_of_a_several_class_model_has_the_class_columns(layouts):
+    model = layouts["two-classes"]
+    riders = jsonl_records(run_cli("infer", "-m", model, BUS, "-f", "jsonl", "--classes", "1")
+                           .stdout)[0]  # fmt: skip
+    text = run_cli("infer", "-m", model, BUS, "-f", "csv", "--classes", "1").stdout.decode()
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    assert header[3:7] == ["person", "class", "class_name", "score"]
+    assert [row[4:6] for row in body] == [["1", "rider"]] * len(riders["poses"])
+    assert [float(row[6]) for row in body] == [p["score"] for p in riders["poses"]]
+    plain = run_cli("infer", BUS, "-f", "csv").stdout.decode().splitlines()[0].split(",")
+    assert plain[3:5] == ["person", "score"]
 
 
 def test_coords_forces_what_the_probe_would_find(layouts):

@@ -360,26 +360,30 @@ class CocoWriter(JsonWriter):
 
 
 class CsvWriter(Writer):
-    """One row per person: image, frame and time (empty for images), person index, score, box
-    and K x (x, y, conf)."""
+    """One row per person: image, frame and time (empty for images), person index, (track ID,)
+    (class index and name, for a model of several classes,) score, box and K x (x, y, conf)."""
 
-    tracked = False
+    def __init__(self, sink: Sink, keypoint_names: tuple[str, ...], label: str = DEFAULT_LABEL,
+                 tracked: bool = False, classes: bool = False):  # fmt: skip
+        super().__init__(sink, keypoint_names, label)
+        self.tracked, self.classes = tracked, classes
 
     def header(self) -> str:
-        return _csv_text([csv_columns(self.keypoint_names, self.tracked)])
+        return _csv_text([csv_columns(self.keypoint_names, self.tracked, self.classes)])
 
     def records(self, result: ImageResult) -> list[str]:
         record = result.to_dict()
         where = [record["image"], record.get("frame", ""), record.get("time", "")]
-        rows = [[*where, i, *([pose.get("id")] if self.tracked else []), *_flat_pose(pose)]
+        rows = [[*where, i, *([pose.get("id")] if self.tracked else []),
+                 *(_class_cells(pose) if self.classes else []), *_flat_pose(pose)]
                 for i, pose in enumerate(record["poses"])]  # fmt: skip
         return [_csv_text([row]) for row in rows]
 
 
-class TrackedCsvWriter(CsvWriter):
-    """CSV with each person's track ID after their index."""
-
-    tracked = True
+def _class_cells(record: dict) -> list:
+    """A pose record's class index and name (empty where it has none)."""
+    found = record.get("class") or {}
+    return [found.get("index", ""), found.get("name", "")]
 
 
 class MotWriter(Writer):
@@ -408,14 +412,18 @@ def make_writer(
     append: bool = False,
     tracked: bool = False,
     label: str = DEFAULT_LABEL,
+    classes: bool = False,
 ) -> Writer:
     """A writer for the format, to `path` (atomically, jsonl appended per image) or stdout.
 
-    A jsonl file is started afresh unless `append`. `tracked` adds the `id` column to CSV;
-    `label` is what the model finds.
+    A jsonl file is started afresh unless `append`. `tracked` adds the `id` column to CSV and
+    `classes` (a model of several classes) the `class` and `class_name` columns; `label` is what
+    the model finds.
     """
-    writer = TrackedCsvWriter if tracked and fmt == "csv" else WRITERS[fmt]
-    return writer(Sink(path, lines=fmt == "jsonl", append=append), keypoint_names, label)
+    sink = Sink(path, lines=fmt == "jsonl", append=append)
+    if fmt == "csv":
+        return CsvWriter(sink, keypoint_names, label, tracked, classes)
+    return WRITERS[fmt](sink, keypoint_names, label)
 
 
 def counted(n: int, label: str) -> str:
@@ -425,11 +433,14 @@ def counted(n: int, label: str) -> str:
     return f"{n} {label}{'' if n == 1 else 's'}"
 
 
-def csv_columns(keypoint_names: tuple[str, ...], tracked: bool = False) -> list[str]:
-    """The CSV header: image, frame, time, person, (id,) score, box, then <name>_x, _y, _conf."""
+def csv_columns(keypoint_names: tuple[str, ...], tracked: bool = False,
+                classes: bool = False) -> list[str]:  # fmt: skip
+    """The CSV header: image, frame, time, person, (id,) (class, class_name,) score, box, then
+    <name>_x, _y, _conf."""
     keypoint_columns = (f"{n}_{axis}" for n in keypoint_names for axis in ("x", "y", "conf"))
     track = ["id"] if tracked else []
-    return ["image", "frame", "time", "person", *track, "score", "x1", "y1", "x2", "y2",
+    kind = ["class", "class_name"] if classes else []
+    return ["image", "frame", "time", "person", *track, *kind, "score", "x1", "y1", "x2", "y2",
             *keypoint_columns]  # fmt: skip
 
 

@@ -158,7 +158,8 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, line_width, hi
                                     {i.path: i.name for i in items})  # fmt: skip
     else:
         writer = make_writer(fmt, output, spec.names, append=append or skip_existing,
-                             tracked=stage is not None, label=spec.label)  # fmt: skip
+                             tracked=stage is not None, label=spec.label,
+                             classes=estimator.layout.classes > 1)  # fmt: skip
     writer.sink.open()
     skipped, unread = 0, shard_errors(inputs.errors, shard_index)
     if skip_existing:
