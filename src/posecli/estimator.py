@@ -228,10 +228,7 @@ class PoseEstimator:
 
     def preprocess(self, loaded: images.LoadedImage) -> tuple[np.ndarray, Transform]:
         """Model input and the transform from original-image pixels to model pixels."""
-        s = self.settings
-        rgb, t = to_model_input(loaded.bgr, self.input_size, s.resize, s.interp)
-        r = loaded.reduction
-        return rgb, Transform(t.scale_x / r, t.scale_y / r, t.pad_x, t.pad_y)
+        return self._region_input(loaded, np.array([0, 0, loaded.width, loaded.height]))
 
     def run(self, rgb: np.ndarray, model: PoseModel | None = None) -> np.ndarray:
         """Invoke the model on a preprocessed input; its canonical output (see `layouts`).
@@ -287,8 +284,6 @@ class PoseEstimator:
 
     def model_inputs(self, loaded: images.LoadedImage) -> list[tuple[np.ndarray, Transform]]:
         """The model input of each region (`regions`) and its transform from original pixels."""
-        if self.settings.tile is None:
-            return [self.preprocess(loaded)]
         return [self._region_input(loaded, r) for r in self.regions(loaded.width, loaded.height)]
 
     def decode_runs(
