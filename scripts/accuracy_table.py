@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from posecli import KEYPOINT_NAMES, PoseEstimator, evaluate, st_metric
-from posecli.models import load_manifest
-from posecli.tta import flip_index, mirrored_output
+from posecli import KEYPOINT_NAMES, PoseEstimator
+from posecli.evaluation import coco as evaluate
+from posecli.evaluation import st_metric
+from posecli.model.registry import load_manifest
+from posecli.model.tta import flip_index, mirrored_output
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("yolov8n-pose-192", "yolov8n-pose-256", "yolov8n-pose-256-pt", "yolov8n-pose-320")

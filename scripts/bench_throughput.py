@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from posecli import PoseEstimator
-from posecli.bench import invoke_only_ips
+from posecli.evaluation.bench import invoke_only_ips
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(rb"(\d+) images, .* in ([\d.]+) s \(")

@@ -23,8 +23,8 @@ from pathlib import Path
 import av
 
 from posecli import PoseEstimator
-from posecli.bench import decode_cpu_ms, invoke_cpu_ms
-from posecli.video import VideoSource
+from posecli.evaluation.bench import decode_cpu_ms, invoke_cpu_ms
+from posecli.media.video import VideoSource
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(rb"(\d+) frames, .* in ([\d.]+) s \(")

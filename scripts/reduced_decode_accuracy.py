@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from posecli.models import load_manifest
+from posecli.model.registry import load_manifest
 
 from accuracy_table import run_eval, script_args
 

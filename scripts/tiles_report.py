@@ -30,11 +30,12 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
-from posecli import PoseEstimator, video
-from posecli.evaluate import annotated_images, run_model
-from posecli.mot import MotAccumulator, iou_distances
-from posecli.tiles import overlap_of_smaller
-from posecli.tracker import TrackerSettings, box_iou_matrix
+from posecli import PoseEstimator
+from posecli.evaluation.coco import annotated_images, run_model
+from posecli.media import video
+from posecli.model.tiles import overlap_of_smaller
+from posecli.output.mot import MotAccumulator, iou_distances
+from posecli.tracking.tracker import TrackerSettings, box_iou_matrix
 
 import bench_tiles
 import track_benchmark as tb

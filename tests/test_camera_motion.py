@@ -9,14 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from posecli import PoseEstimator, pipeline
+from posecli import PoseEstimator
 from posecli import estimator as estimator_module
-from posecli.camera_motion import CameraMotion, grey_thumbnail
 from posecli.cli.track import track
-from posecli.pipeline import StreamOptions
-from posecli.pose import Pose
-from posecli.tracker import PoseTracker, TrackerSettings
-from posecli.tracking import TrackOptions, track_events
+from posecli.core.results import Pose
+from posecli.pipeline import flow as pipeline
+from posecli.pipeline.flow import StreamOptions
+from posecli.tracking.camera_motion import CameraMotion, grey_thumbnail
+from posecli.tracking.stage import TrackOptions, track_events
+from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
 from conftest import COCO_IMAGES, IMAGES
 

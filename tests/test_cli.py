@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from posecli.models import load_manifest
+from posecli.model.registry import load_manifest
 
 from conftest import (
     BUS,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from posecli import COCO17, PoseEstimator
-from posecli.draw import DrawStyle, box_color, draw_poses, label_rects, line_width, luminance
-from posecli.pose import Pose
+from posecli.core.results import Pose
+from posecli.output.draw import DrawStyle, box_color, draw_poses, label_rects, line_width, luminance
 
 from conftest import BUS, COCO_IMAGES
 

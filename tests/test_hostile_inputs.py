@@ -25,10 +25,11 @@ from crafted import (
     png_with_bad_crc,
     tiff_claiming_size,
 )
-from posecli import PoseEstimator, images
-from posecli.errors import ImageError
-from posecli.models import load_manifest
-from posecli.pipeline import ordered_map
+from posecli import PoseEstimator
+from posecli.core.errors import ImageError
+from posecli.media import images
+from posecli.model.registry import load_manifest
+from posecli.pipeline.flow import ordered_map
 from test_robustness import unprivileged
 
 from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, ok_records

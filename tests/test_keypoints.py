@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posecli import COCO17, KeypointSpec, PoseEstimator, SpecError, load_spec
-from posecli.decode import decode_poses
-from posecli.preprocess import Transform
+from posecli.model.decode import decode_poses
+from posecli.model.preprocess import Transform
 
 from conftest import BUS, COCO_IMAGES, DEFAULT_MODEL, ZIDANE, coco_files, jsonl_records, run_cli
 from derived_models import gather_rows, keypoint_rows

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from posecli import PoseEstimator
-from posecli.errors import ModelError
+from posecli.core.errors import ModelError
 
 from conftest import (
     BUS,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from posecli import PoseEstimator
-from posecli.video import EXACT_SCALER, VideoSource, frame_bgr
+from posecli.media.video import EXACT_SCALER, VideoSource, frame_bgr
 
 from conftest import COCO_IMAGES, IMAGES, SHARED
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from posecli.keypoints import COCO17
-from posecli.pose import ImageResult
-from posecli.writers import make_writer
+from posecli.core.keypoints import COCO17
+from posecli.core.results import ImageResult
+from posecli.output.writers import make_writer
 from test_robustness import start_long_run, unprivileged, wait_for_lines
 
 from conftest import (

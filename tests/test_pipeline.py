@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from posecli import PoseEstimator
-from posecli.decode import decode_poses, nms
-from posecli.preprocess import Transform, to_model_input
+from posecli.model.decode import decode_poses, nms
+from posecli.model.preprocess import Transform, to_model_input
 
 from conftest import BUS, COCO_IMAGES, ZIDANE, coco_files, jsonl_records, run_cli
 from reference import ReferencePose, iou, match

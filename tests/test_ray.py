@@ -21,7 +21,7 @@ from test_track_cli import PETS, cut_clip
 # read when Ray is imported.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
-from posecli import ray_engine  # noqa: E402 - after the skip without Ray
+from posecli.run import ray_engine  # noqa: E402 - after the skip without Ray
 
 PHOTOS = [BUS, ZIDANE, *coco_files(150)]
 

@@ -32,8 +32,9 @@ from PIL import Image
 from conftest import SHARED, jsonl_records, run_cli
 
 aiohttp = pytest.importorskip("aiohttp")
-from posecli import draw, serve  # noqa: E402 - needs aiohttp
-from posecli.pose import Pose  # noqa: E402
+from posecli.core.results import Pose  # noqa: E402
+from posecli.output import draw  # noqa: E402 - needs aiohttp
+from posecli.serve import server as serve  # noqa: E402 - needs aiohttp
 
 PETS = SHARED / "videos" / "pets-vtest.avi"
 CLIP_PACKETS = 40  # PETS' first 4 s (people from 1.3 s on), copied without re-encoding

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from posecli.smoothing import KeypointSmoother
+from posecli.tracking.smoothing import KeypointSmoother
 
 
 class ScalarOneEuro:

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from posecli import KEYPOINT_NAMES, evaluate, st_metric
+from posecli import KEYPOINT_NAMES
+from posecli.evaluation import coco as evaluate
+from posecli.evaluation import st_metric
 from st_reference import card_ap50
 
 from conftest import COCO_ANNOTATIONS, COCO_IMAGES, MODELS, run_cli

@@ -14,11 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from posecli import PoseEstimator, tiles, video
-from posecli.decode import decode_people, nms
-from posecli.images import LoadedImage
-from posecli.pose import People
-from posecli.tracker import box_iou_matrix
+from posecli import PoseEstimator
+from posecli.core.results import People
+from posecli.media import video
+from posecli.media.images import LoadedImage
+from posecli.model import tiles
+from posecli.model.decode import decode_people, nms
+from posecli.tracking.tracker import box_iou_matrix
 
 from conftest import BUS, DEFAULT_MODEL, SHARED, ZIDANE, jsonl_records, run_cli
 from derived_models import gather_rows, keypoint_rows

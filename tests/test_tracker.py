@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from posecli.mot import MotAccumulator, iou_distances, mot_rows
-from posecli.pose import Pose
-from posecli.tracker import PoseTracker, TrackerSettings
+from posecli.core.results import Pose
+from posecli.output.mot import MotAccumulator, iou_distances, mot_rows
+from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
 from conftest import COCO_IMAGES
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from posecli import KEYPOINT_NAMES, PoseEstimator
-from posecli.preprocess import to_model_input
-from posecli.runtime import anchors_for
-from posecli.tta import flip_index, mirror_anchors, mirrored_output
+from posecli.model.preprocess import to_model_input
+from posecli.model.runtime import anchors_for
+from posecli.model.tta import flip_index, mirror_anchors, mirrored_output
 from st_reference import tf_nearest_resize
 
 from conftest import BUS, COCO_IMAGES, jsonl_records, run_cli

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from posecli.cli.frames import FrameProgress
-from posecli.pipeline import SourceEnd, VideoStart, _FrameQueue, _FrameTask
-from posecli.video import VideoSource
+from posecli.media.video import VideoSource
+from posecli.pipeline.flow import SourceEnd, VideoStart, _FrameQueue, _FrameTask
 
 from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, ok_records, run_cli
 

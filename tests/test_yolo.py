@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from posecli.keypoints import COCO17, load_spec
-from posecli.pose import Pose
-from posecli.yolo import PRESENT, VISIBLE, label_line
+from posecli.core.keypoints import COCO17, load_spec
+from posecli.core.results import Pose
+from posecli.output.yolo import PRESENT, VISIBLE, label_line
 
 from conftest import BUS, SHARED, ZIDANE, jsonl_records, ok_records, run_cli
 

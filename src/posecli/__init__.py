@@ -2,12 +2,12 @@
 
 from importlib.metadata import version
 
-from .errors import ImageError, ModelError, PoseCliError, SpecError
-from .estimator import PoseEstimator
-from .keypoints import COCO17, KeypointSpec, load_spec
-from .pose import ImageResult, Pose
-from .smoothing import KeypointSmoother
-from .tracker import PoseTracker, TrackerSettings
+from posecli.core.errors import ImageError, ModelError, PoseCliError, SpecError
+from posecli.core.keypoints import COCO17, KeypointSpec, load_spec
+from posecli.core.results import ImageResult, Pose
+from posecli.estimator import PoseEstimator
+from posecli.tracking.smoothing import KeypointSmoother
+from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
 KEYPOINT_NAMES = COCO17.names  # COCO's 17, the built-in spec's names
 

@@ -1,5 +1,5 @@
 """`python -m posecli` runs the command line."""
 
-from .cli import main
+from posecli.cli import main
 
 main()

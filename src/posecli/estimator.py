@@ -9,22 +9,26 @@ from functools import partial
 
 import numpy as np
 
-from . import images, keypoints, models, pipeline, tiles, video
-from .camera_motion import grey_thumbnail
-from .decode import Head, decode_people, decode_poses, to_poses
-from .errors import ImageError, ModelError
-from .keypoints import KeypointSpec
-from .layouts import COORDINATE_CHOICES
-from .pose import ImageResult, Pose
-from .preprocess import (
+from posecli.core import keypoints
+from posecli.core.errors import ImageError, ModelError
+from posecli.core.keypoints import KeypointSpec
+from posecli.core.results import ImageResult, Pose
+from posecli.media import images, video
+from posecli.model import registry as models
+from posecli.model import tiles
+from posecli.model.decode import Head, decode_people, decode_poses, to_poses
+from posecli.model.layouts import COORDINATE_CHOICES
+from posecli.model.preprocess import (
     INTERPOLATIONS,
     RESIZE_MODES,
     Transform,
     max_reduction,
     to_model_input,
 )
-from .runtime import PoseModel, default_threads
-from .tta import TTA_MODES, flip_averaged, flip_index
+from posecli.model.runtime import PoseModel, default_threads
+from posecli.model.tta import TTA_MODES, flip_averaged, flip_index
+from posecli.pipeline import flow as pipeline
+from posecli.tracking.camera_motion import grey_thumbnail
 
 ImageHook = pipeline.ImageHook
 URL_BYTES_LIMIT = 200_000_000

@@ -9,11 +9,10 @@ import warnings
 
 import click
 
-from .. import __version__
-from ..errors import OutputError, PoseCliError
-from . import interrupts
-from .bench import bench
-from .common import (
+from posecli import __version__
+from posecli.cli import interrupts
+from posecli.cli.bench import bench
+from posecli.cli.common import (
     EXIT_INTERNAL,
     EXIT_OUTPUT,
     EXIT_USAGE,
@@ -22,11 +21,12 @@ from .common import (
     error,
     stand_in_for_closed_streams,
 )
-from .eval import eval_command
-from .infer import infer
-from .models import models_group
-from .serve import serve
-from .track import track
+from posecli.cli.eval import eval_command
+from posecli.cli.infer import infer
+from posecli.cli.models import models_group
+from posecli.cli.serve import serve
+from posecli.cli.track import track
+from posecli.core.errors import OutputError, PoseCliError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

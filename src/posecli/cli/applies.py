@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from ..sources import Item
-from ..video import camera_device, is_url
+from posecli.media.sources import Item
+from posecli.media.video import camera_device, is_url
 
 # What each fact of a run is called in the messages.
 FACTS = {

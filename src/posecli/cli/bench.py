@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .. import bench as bench_module
-from ..errors import PoseCliError
-from ..sources import expand
-from .common import EXIT_FAILED, EXIT_OK, echo, error
-from .options import build_estimator, conf_option, model_options, pipeline_options
+from posecli.cli.common import EXIT_FAILED, EXIT_OK, echo, error
+from posecli.cli.options import build_estimator, conf_option, model_options, pipeline_options
+from posecli.core.errors import PoseCliError
+from posecli.evaluation import bench as bench_module
+from posecli.media.sources import expand
 
 
 @click.command()

@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import click
 
-from .. import files
-from ..pose import single_line
-from ..writers import write_stdout
+from posecli.core import files
+from posecli.core.results import single_line
+from posecli.output.writers import write_stdout
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 70, 74

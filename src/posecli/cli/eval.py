@@ -9,13 +9,25 @@ from pathlib import Path
 
 import click
 
-from .. import evaluate, files, keypoints, models, st_metric
-from ..errors import OutputError, PoseCliError
-from ..files import write_bytes_atomic
-from ..keypoints import KeypointSpec
-from ..pose import printable_path
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info, warning, with_progress
-from .options import build_estimator, conf_option, model_choice, pipeline_options
+from posecli.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    echo,
+    error,
+    info,
+    warning,
+    with_progress,
+)
+from posecli.cli.options import build_estimator, conf_option, model_choice, pipeline_options
+from posecli.core import files, keypoints
+from posecli.core.errors import OutputError, PoseCliError
+from posecli.core.files import write_bytes_atomic
+from posecli.core.keypoints import KeypointSpec
+from posecli.core.results import printable_path
+from posecli.evaluation import coco as evaluate
+from posecli.evaluation import st_metric
+from posecli.model import registry as models
 
 TAIL_WARNING = 0.1  # share of the images after the last result that calls for a warning
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from ..draw import DrawStyle
-from ..errors import ImageError, OutputError
-from ..keypoints import KeypointSpec
-from ..pipeline import FrameResult, SourceEnd, VideoStart
-from ..pose import printable_path, single_line
-from ..sources import Item
-from ..video_writer import AnnotatedVideo
+from posecli.core.errors import ImageError, OutputError
+from posecli.core.keypoints import KeypointSpec
+from posecli.core.results import printable_path, single_line
+from posecli.media.sources import Item
+from posecli.output.draw import DrawStyle
+from posecli.output.video_writer import AnnotatedVideo
+from posecli.pipeline.flow import FrameResult, SourceEnd, VideoStart
 
 PROGRESS_INTERVAL = 0.25
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

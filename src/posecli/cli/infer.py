@@ -11,14 +11,34 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import files, images, pipeline, ray_engine, video
-from ..draw import DrawStyle, draw_poses
-from ..errors import ImageError, OutputError, PoseCliError
-from ..estimator import PoseEstimator
-from ..keypoints import KeypointSpec
-from ..pipeline import FrameResult, StreamOptions, VideoStart
-from ..pose import ImageResult, Pose, printable_path
-from ..sources import (
+from posecli.cli import interrupts
+from posecli.cli.applies import refuse_untuned, source_facts
+from posecli.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Interrupted,
+    error,
+    info,
+    plural,
+    warning,
+    with_progress,
+)
+from posecli.cli.frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
+from posecli.cli.options import (
+    Number,
+    apply_options,
+    build_estimator,
+    conf_option,
+    model_options,
+    pipeline_options,
+)
+from posecli.core import files
+from posecli.core.errors import ImageError, OutputError, PoseCliError
+from posecli.core.keypoints import KeypointSpec
+from posecli.core.results import ImageResult, Pose, printable_path
+from posecli.estimator import PoseEstimator
+from posecli.media import images, video
+from posecli.media.sources import (
     IMAGE_EXTENSIONS,
     Inputs,
     Item,
@@ -27,21 +47,13 @@ from ..sources import (
     select_shard,
     unique_names,
 )
-from ..writers import FORMATS, Writer, make_writer
-from ..yolo import YoloWriter
-from . import interrupts
-from .applies import refuse_untuned, source_facts
-from .common import EXIT_FAILED, EXIT_OK, Interrupted, error, info, plural, warning, with_progress
-from .frames import AnnotatedVideos, FrameProgress, annotated_copy, not_saved
-from .options import (
-    Number,
-    apply_options,
-    build_estimator,
-    conf_option,
-    model_options,
-    pipeline_options,
-)
-from .resume import finished_items
+from posecli.output.draw import DrawStyle, draw_poses
+from posecli.output.writers import FORMATS, Writer, make_writer
+from posecli.output.yolo import YoloWriter
+from posecli.pipeline import flow as pipeline
+from posecli.pipeline.flow import FrameResult, StreamOptions, VideoStart
+from posecli.run import ray_engine
+from posecli.run.resume import finished_items
 
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
                   ".txt": "text"}  # fmt: skip

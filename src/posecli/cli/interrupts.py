@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from .common import Interrupted
+from posecli.cli.common import Interrupted
 
 GRACE_SECONDS = 0.5
 SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from .. import models, tiles
-from ..errors import ModelError
-from ..layouts import Layout
-from ..runtime import PoseModel
-from .common import EXIT_OK, EXIT_USAGE, echo, error, info
-from .options import Number, TileSize, coords_option, kpt_spec_option
+from posecli.cli.common import EXIT_OK, EXIT_USAGE, echo, error, info
+from posecli.cli.options import Number, TileSize, coords_option, kpt_spec_option
+from posecli.core.errors import ModelError
+from posecli.model import registry as models
+from posecli.model import tiles
+from posecli.model.layouts import Layout
+from posecli.model.runtime import PoseModel
 
 
 @click.group(name="models")

@@ -6,11 +6,13 @@ import math
 
 import click
 
-from .. import images, models, tiles
-from ..estimator import PoseEstimator
-from ..layouts import COORDINATE_CHOICES
-from ..preprocess import INTERPOLATIONS, RESIZE_MODES
-from ..tta import TTA_MODES
+from posecli.estimator import PoseEstimator
+from posecli.media import images
+from posecli.model import registry as models
+from posecli.model import tiles
+from posecli.model.layouts import COORDINATE_CHOICES
+from posecli.model.preprocess import INTERPOLATIONS, RESIZE_MODES
+from posecli.model.tta import TTA_MODES
 
 
 class Number(click.FloatRange):

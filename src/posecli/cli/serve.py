@@ -8,14 +8,20 @@ import time
 import click
 from click.core import ParameterSource
 
-from ..pipeline import StreamOptions
-from ..pose import printable_path
-from ..sources import is_video_source
-from ..video import DEFAULT_TIMEOUT
-from . import interrupts
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info
-from .options import Number, apply_options, build_estimator, model_options, pipeline_options
-from .track import association_options, refuse_untuned, track_options, tracking_stage
+from posecli.cli import interrupts
+from posecli.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info
+from posecli.cli.options import (
+    Number,
+    apply_options,
+    build_estimator,
+    model_options,
+    pipeline_options,
+)
+from posecli.cli.track import association_options, refuse_untuned, track_options, tracking_stage
+from posecli.core.results import printable_path
+from posecli.media.sources import is_video_source
+from posecli.media.video import DEFAULT_TIMEOUT
+from posecli.pipeline.flow import StreamOptions
 
 INSTALL_HINT = "posecli serve needs its extra: pip install 'posecli[serve]'"
 TRACK_PARAMS = ("track_high", "track_low", "new_track", "track_buffer", "match_thresh",
@@ -64,7 +70,7 @@ def serve(source, host, port, token, loop, realtime, no_track, kpt_conf, timeout
     /status (JSON).
     """
     try:
-        from .. import serve as serving
+        from posecli.serve import server as serving
     except ModuleNotFoundError as exc:
         if exc.name != "aiohttp":
             raise

@@ -7,17 +7,17 @@ from functools import partial
 
 import click
 
-from ..errors import PoseCliError
-from ..estimator import PoseEstimator
-from ..pose import printable_path
-from ..smoothing import BETA, MIN_CUTOFF, KeypointSmoother
-from ..sources import Item
-from ..tracker import TrackerSettings
-from ..tracking import DEFAULT_FPS, TrackOptions, track_events
-from ..writers import TRACK_FORMATS
-from .applies import refuse_untuned
-from .infer import Stage, run_options, run_sources
-from .options import Number, apply_options, model_options, pipeline_options
+from posecli.cli.applies import refuse_untuned
+from posecli.cli.infer import Stage, run_options, run_sources
+from posecli.cli.options import Number, apply_options, model_options, pipeline_options
+from posecli.core.errors import PoseCliError
+from posecli.core.results import printable_path
+from posecli.estimator import PoseEstimator
+from posecli.media.sources import Item
+from posecli.output.writers import TRACK_FORMATS
+from posecli.tracking.smoothing import BETA, MIN_CUTOFF, KeypointSmoother
+from posecli.tracking.stage import DEFAULT_FPS, TrackOptions, track_events
+from posecli.tracking.tracker import TrackerSettings
 
 DEFAULTS = TrackerSettings()
 

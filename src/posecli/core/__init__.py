@@ -1,0 +1,2 @@
+"""The bottom layer: errors, result containers, geometry, keypoint specs, file kinds and
+file transactions."""

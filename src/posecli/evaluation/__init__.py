@@ -1,0 +1,1 @@
+"""Evaluation: COCO and the model card's metric, MOT scores, and the speed benchmark."""

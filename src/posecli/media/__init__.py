@@ -1,0 +1,1 @@
+"""Media: sources, image files and their headers, video, cameras and URLs."""

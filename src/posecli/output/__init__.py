@@ -1,0 +1,1 @@
+"""Output: result formats, annotated drawing and video, YOLO data sets, MOT rows."""

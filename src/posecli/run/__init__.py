@@ -1,0 +1,1 @@
+"""The run: sources into outputs, with annotated copies, resume, statistics and interrupts."""

@@ -1,0 +1,2 @@
+"""Tracking: the Kalman filter, the tracker, keypoint smoothing, camera motion, and the
+pipeline stage that tracks events."""
