@@ -355,8 +355,8 @@ def test_shards_split_the_input_without_overlap():
 
 
 @pytest.mark.skipif(shutil.which("parallel") is None, reason="GNU parallel is not installed")
-def test_readme_gnu_parallel_example_gives_the_whole_result(tmp_path):
-    """The README's example: 4 shards in parallel, concatenated JSONL equals one full run."""
+def test_sharding_example_with_gnu_parallel_gives_the_whole_result(tmp_path):
+    """docs/errors.md's example: 4 shards in parallel, concatenated JSONL equals one full run."""
     command = (
         f"parallel --will-cite -j 2 posecli infer {COCO_IMAGES} --shard {{}}/4 --format jsonl "
         f"--quiet ::: 0 1 2 3 > {tmp_path}/all.jsonl"
