@@ -31,11 +31,11 @@ from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
 from posecli import PoseEstimator
+from posecli.core.geometry import box_iou_matrix, overlap_of_smaller
 from posecli.evaluation.coco import annotated_images, run_model
+from posecli.evaluation.mot import MotAccumulator, iou_distances
 from posecli.media import video
-from posecli.model.tiles import overlap_of_smaller
-from posecli.output.mot import MotAccumulator, iou_distances
-from posecli.tracking.tracker import TrackerSettings, box_iou_matrix
+from posecli.tracking.tracker import TrackerSettings
 
 import bench_tiles
 import track_benchmark as tb

@@ -34,14 +34,15 @@ from pycocotools.coco import COCO
 from scipy.optimize import linear_sum_assignment
 
 from posecli import PoseEstimator
+from posecli.core.geometry import box_iou_matrix
 from posecli.core.keypoints import COCO17
 from posecli.core.results import Pose
 from posecli.evaluation.coco import score as coco_score
-from posecli.output.mot import MotAccumulator, MotCounts, iou_distances
+from posecli.evaluation.mot import MotAccumulator, MotCounts, iou_distances
 from posecli.output.writers import coco_detections
 from posecli.tracking.camera_motion import CameraMotion, grey_thumbnail
 from posecli.tracking.smoothing import KeypointSmoother
-from posecli.tracking.tracker import PoseTracker, TrackerSettings, box_iou_matrix
+from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT.parent / "shared" / "coco"

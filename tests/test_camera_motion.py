@@ -3,6 +3,7 @@ it to find a person again on the far side of what hid them."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 
 import cv2
@@ -10,11 +11,10 @@ import numpy as np
 import pytest
 
 from posecli import PoseEstimator
-from posecli import estimator as estimator_module
 from posecli.cli.track import track
 from posecli.core.results import Pose
 from posecli.pipeline import flow as pipeline
-from posecli.pipeline.flow import StreamOptions
+from posecli.pipeline.events import StreamOptions
 from posecli.tracking.camera_motion import CameraMotion, grey_thumbnail
 from posecli.tracking.stage import TrackOptions, track_events
 from posecli.tracking.tracker import PoseTracker, TrackerSettings
@@ -137,8 +137,9 @@ def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
         paths.append(str(tmp_path / f"view_{i}.png"))
         cv2.imwrite(paths[-1], view(photo, 1.0, -40 * i, -300))
     estimator = PoseEstimator()
-    events = list(pipeline.run(estimator, paths, StreamOptions(image_thumbnails=True)))
-    assert all(e.thumbnail is not None and e.thumbnail.shape == (180, 320) for e in events)
+    options = StreamOptions(measure=grey_thumbnail, measure_images=True)
+    events = list(pipeline.run(estimator.predictor, paths, options))
+    assert all(e.measured is not None and e.measured.shape == (180, 320) for e in events)
     for i, event in enumerate(events):  # one made-up person, fixed in the photo
         box = np.array([300 - 40 * i, 100, 360 - 40 * i, 300], np.float32)
         event.result.poses[:] = [Pose(0.9, box, np.zeros((17, 3), np.float32))]
@@ -175,8 +176,7 @@ def test_thumbnails_are_made_only_where_camera_motion_is_measured(
         made.append(bgr.shape)
         return grey_thumbnail(bgr)
 
-    monkeypatch.setattr(estimator_module, "grey_thumbnail", counted)
-    monkeypatch.setattr(pipeline, "grey_thumbnail", counted)
+    monkeypatch.setattr(importlib.import_module("posecli.cli.track"), "grey_thumbnail", counted)
     photo = cv2.imread(str(IMAGES / "bus.jpg"))
     sources = [str(IMAGES / "bus.jpg"), str(IMAGES / "zidane.jpg")]
     if video:

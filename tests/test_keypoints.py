@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from posecli import COCO17, KeypointSpec, PoseEstimator, SpecError, load_spec
 from posecli.model.decode import decode_poses
 from posecli.model.preprocess import Transform
+from posecli.pipeline.items import load
 
 from conftest import BUS, COCO_IMAGES, DEFAULT_MODEL, ZIDANE, coco_files, jsonl_records, run_cli
 from derived_models import gather_rows, keypoint_rows
@@ -236,7 +237,7 @@ def test_the_reduced_decode_of_a_wide_model_uses_both_axes(wide_model, tmp_path)
     """
     path = tmp_path / "large.jpg"
     cv2.imwrite(str(path), cv2.resize(cv2.imread(str(BUS)), (4000, 3000)))
-    assert PoseEstimator(wide_model).load(path).reduction == 4
+    assert load(PoseEstimator(wide_model).predictor, path).reduction == 4
 
 
 @settings(max_examples=60, deadline=None)

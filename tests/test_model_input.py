@@ -18,6 +18,7 @@ import pytest
 
 from posecli import PoseEstimator
 from posecli.media.video import EXACT_SCALER, VideoSource, frame_bgr
+from posecli.pipeline.items import load
 
 from conftest import COCO_IMAGES, IMAGES, SHARED
 
@@ -69,8 +70,8 @@ def estimator(size: int, mode: str) -> PoseEstimator:
 def test_model_input_bytes_are_pinned(name, size, mode, reduction, digest):
     path = IMAGES / name if (IMAGES / name).is_file() else COCO_IMAGES / name
     est = estimator(int(size), mode)
-    loaded = est.load(path)
-    rgb, _ = est.preprocess(loaded)
+    loaded = load(est.predictor, path)
+    rgb, _ = est.predictor.preprocess(loaded)
     assert loaded.reduction == int(reduction)
     assert rgb.shape == (int(size), int(size), 3)
     assert hashlib.sha256(rgb.tobytes()).hexdigest() == digest

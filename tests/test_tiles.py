@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from posecli import PoseEstimator
+from posecli.core.geometry import box_iou_matrix
 from posecli.core.results import People
 from posecli.media import video
 from posecli.media.images import LoadedImage
 from posecli.model import tiles
 from posecli.model.decode import decode_people, nms
-from posecli.tracking.tracker import box_iou_matrix
+from posecli.pipeline.items import load
 
 from conftest import BUS, DEFAULT_MODEL, SHARED, ZIDANE, jsonl_records, run_cli
 from derived_models import gather_rows, keypoint_rows
@@ -67,8 +68,8 @@ def test_each_person_is_found_once(pets_frames, found):
     # a border cut; the merge keeps one. (Boxes of one run may still nest: its NMS kept both.)
     estimator = PoseEstimator(tile=128)
     for frame, (_, poses) in zip(pets_frames, found, strict=True):
-        inputs = estimator.model_inputs(video_frame(frame))
-        runs = [decode_people(estimator.run(rgb), (256, 256), t) for rgb, t in inputs]
+        inputs = estimator.predictor.model_inputs(video_frame(frame))
+        runs = [decode_people(estimator.predictor.run(rgb), (256, 256), t) for rgb, t in inputs]
         union = People.concat(runs)
         kept = nms(union.boxes, union.scores, 0.7, 100)
         assert len(poses) < len(kept)
@@ -190,9 +191,11 @@ def test_flip_tta_and_a_k_keypoint_model_work_with_tiles(pets_frames, tmp_path):
 def test_a_large_photo_is_decoded_no_smaller_than_its_tiles_need(tmp_path):
     path = tmp_path / "big.jpg"
     cv2.imwrite(str(path), cv2.resize(cv2.imread(str(ZIDANE)), (3840, 2160)))
-    assert PoseEstimator().load(str(path)).reduction == 4
-    assert PoseEstimator(tile=128).load(str(path)).reduction == 1
-    assert PoseEstimator(tile=1024).load(str(path)).reduction == 2  # 512 px tiles, still 2x 256
+    assert load(PoseEstimator().predictor, str(path)).reduction == 4
+    assert load(PoseEstimator(tile=128).predictor, str(path)).reduction == 1
+    assert (
+        load(PoseEstimator(tile=1024).predictor, str(path)).reduction == 2
+    )  # 512 px tiles, still 2x 256
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ import pytest
 
 from posecli import PoseEstimator
 from posecli.cli.track import tracking_stage
+from posecli.core.geometry import box_iou_matrix
 from posecli.core.results import Pose
 from posecli.output.draw import box_color
 from posecli.tracking.stage import TrackOptions
-from posecli.tracking.tracker import box_iou_matrix
 
 from conftest import BUS, SHARED, ZIDANE, jsonl_records, ok_records, run_cli
 

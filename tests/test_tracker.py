@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from posecli.core.results import Pose
-from posecli.output.mot import MotAccumulator, iou_distances, mot_rows
+from posecli.evaluation.mot import MotAccumulator, iou_distances
+from posecli.output.mot import mot_rows
 from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
 from conftest import COCO_IMAGES

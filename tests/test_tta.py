@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from posecli import KEYPOINT_NAMES, PoseEstimator
+from posecli.model.anchors import anchors_for
 from posecli.model.preprocess import to_model_input
-from posecli.model.runtime import anchors_for
 from posecli.model.tta import flip_index, mirror_anchors, mirrored_output
+from posecli.pipeline.items import load
 from st_reference import tf_nearest_resize
 
 from conftest import BUS, COCO_IMAGES, jsonl_records, run_cli
@@ -49,10 +50,10 @@ def test_tta_flip_runs_on_inputs_that_are_not_multiples_of_32(tmp_path, height, 
 
 
 def test_mirrored_pass_lines_up_with_the_original_at_the_mirrored_anchors(estimator):
-    rgb, _ = estimator.preprocess(estimator.load(BUS))
+    rgb, _ = estimator.predictor.preprocess(load(estimator.predictor, BUS))
     size = rgb.shape[:2]
-    original = estimator.run(rgb)
-    mirrored = estimator.run(np.ascontiguousarray(rgb[:, ::-1]))
+    original = estimator.predictor.run(rgb)
+    mirrored = estimator.predictor.run(np.ascontiguousarray(rgb[:, ::-1]))
     back = mirrored_output(mirrored, size, flip_index(KEYPOINT_NAMES))
     person = (original[4] > 0.5) & (back[4] > 0.5)
     assert person.sum() > 10

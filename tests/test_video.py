@@ -25,9 +25,10 @@ import jsonschema
 import numpy as np
 import pytest
 
-from posecli.cli.frames import FrameProgress
+from posecli.cli.report import FrameProgress
 from posecli.media.video import VideoSource
-from posecli.pipeline.flow import SourceEnd, VideoStart, _FrameQueue, _FrameTask
+from posecli.pipeline.decoding import FrameQueue, FrameTask
+from posecli.pipeline.events import SourceEnd, VideoStart
 
 from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, ok_records, run_cli
 
@@ -485,13 +486,13 @@ def test_live_stream_drops_frames_while_inference_is_behind(server):
 
 
 def test_frame_queue_keeps_only_the_newest_frame_for_live_sources():
-    frames = _FrameQueue(4, threading.Event())
-    tasks = [_FrameTask("x", None) for _ in range(3)]  # type: ignore[arg-type]
+    frames = FrameQueue(4, threading.Event())
+    tasks = [FrameTask("x", None) for _ in range(3)]  # type: ignore[arg-type]
     for task in tasks:
         assert frames.put(task, drop_stale=True)
     frames.put(SourceEnd("x", 3, 0))
     assert list(frames.items) == [tasks[-1], SourceEnd("x", 3, 0)] and frames.dropped == 2
-    waiting = _FrameQueue(2, threading.Event())
+    waiting = FrameQueue(2, threading.Event())
     assert waiting.put(tasks[0]) and waiting.put(tasks[1])
     waiting.close()
     assert not waiting.put(tasks[2]) and waiting.dropped == 0

@@ -12,7 +12,7 @@ from typing import TypeVar
 import click
 
 from posecli.core import files
-from posecli.core.results import single_line
+from posecli.core.text import single_line
 from posecli.output.writers import write_stdout
 
 T = TypeVar("T")
@@ -93,11 +93,6 @@ def info(message: str, quiet: bool) -> None:
 def warning(message: str, quiet: bool) -> None:
     """One `posecli: warning: ...` line on standard error unless --quiet."""
     info(f"posecli: warning: {message}", quiet)
-
-
-def plural(count: int, noun: str) -> str:
-    """'1 image', '2 images'."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def with_progress(

@@ -24,7 +24,7 @@ from posecli.core import files, keypoints
 from posecli.core.errors import OutputError, PoseCliError
 from posecli.core.files import write_bytes_atomic
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import printable_path
+from posecli.core.text import printable_path
 from posecli.evaluation import coco as evaluate
 from posecli.evaluation import st_metric
 from posecli.model import registry as models

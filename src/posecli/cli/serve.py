@@ -18,10 +18,11 @@ from posecli.cli.options import (
     pipeline_options,
 )
 from posecli.cli.track import association_options, refuse_untuned, track_options, tracking_stage
-from posecli.core.results import printable_path
+from posecli.core.text import printable_path
 from posecli.media.sources import is_video_source
 from posecli.media.video import DEFAULT_TIMEOUT
-from posecli.pipeline.flow import StreamOptions
+from posecli.pipeline.events import StreamOptions
+from posecli.tracking.camera_motion import grey_thumbnail
 
 INSTALL_HINT = "posecli serve needs its extra: pip install 'posecli[serve]'"
 TRACK_PARAMS = ("track_high", "track_low", "new_track", "track_buffer", "match_thresh",
@@ -85,8 +86,8 @@ def serve(source, host, port, token, loop, realtime, no_track, kpt_conf, timeout
     track = None if no_track else track_options(**tracking)
     estimator = build_estimator(**params)
     stage = None if track is None else tracking_stage(track, estimator)
-    stream = StreamOptions(keep_images=True, thumbnails=track is not None and track.camera_motion,
-                           timeout=timeout)  # fmt: skip
+    measure = grey_thumbnail if track is not None and track.camera_motion else None
+    stream = StreamOptions(keep_images=True, measure=measure, timeout=timeout)
     options = serving.ServeOptions(source, kpt_conf, loop, realtime, stream)
     stop = serving.StopRequest()
     started = time.perf_counter()

@@ -8,13 +8,15 @@ from functools import partial
 import click
 
 from posecli.cli.applies import refuse_untuned
-from posecli.cli.infer import Stage, run_options, run_sources
+from posecli.cli.infer import run_options, run_sources
 from posecli.cli.options import Number, apply_options, model_options, pipeline_options
 from posecli.core.errors import PoseCliError
-from posecli.core.results import printable_path
+from posecli.core.text import printable_path
 from posecli.estimator import PoseEstimator
 from posecli.media.sources import Item
 from posecli.output.writers import TRACK_FORMATS
+from posecli.pipeline.events import Stage
+from posecli.tracking.camera_motion import grey_thumbnail
 from posecli.tracking.smoothing import BETA, MIN_CUTOFF, KeypointSmoother
 from posecli.tracking.stage import DEFAULT_FPS, TrackOptions, track_events
 from posecli.tracking.tracker import TrackerSettings
@@ -101,8 +103,8 @@ def track(track_high, track_low, new_track, track_buffer, match_thresh, keypoint
         params["conf"] = track_low
     check = partial(check_mot_items, sequence=sequence) if params["fmt"] == "mot" else None
     return run_sources(**params, stage=partial(tracking_stage, options), check_items=check,
-                       thumbnails=camera_motion,
-                       image_thumbnails=camera_motion and sequence,
+                       measure=grey_thumbnail if camera_motion else None,
+                       measure_images=camera_motion and sequence,
                        keep_missing=sequence, natural_order=sequence)  # fmt: skip
 
 

@@ -13,12 +13,14 @@ import cv2
 import numpy as np
 
 from posecli.core.errors import ImageError
-from posecli.core.results import ImageResult, printable_path
+from posecli.core.results import ImageResult
+from posecli.core.text import printable_path
 from posecli.estimator import PoseEstimator
 from posecli.media.images import LoadedImage
 from posecli.media.video import VideoSource
 from posecli.model.runtime import PoseModel
 from posecli.output.writers import make_writer
+from posecli.pipeline.items import load
 
 STAGES = ("read_decode", "letterbox", "invoke", "decode_nms", "write")
 ROUNDS = 3
@@ -107,13 +109,13 @@ def stage_times(estimator: PoseEstimator, paths: list[str]) -> dict[str, float]:
     writer = make_writer("jsonl", Path(os.devnull), estimator.keypoint_spec.names)
     for path in paths:
         marks = [time.perf_counter()]
-        loaded = estimator.load(path)
+        loaded = load(estimator.predictor, path)
         marks.append(time.perf_counter())
-        inputs = estimator.model_inputs(loaded)
+        inputs = estimator.predictor.model_inputs(loaded)
         marks.append(time.perf_counter())
-        outputs = [estimator.run(rgb) for rgb, _ in inputs]
+        outputs = [estimator.predictor.run(rgb) for rgb, _ in inputs]
         marks.append(time.perf_counter())
-        poses = estimator.decode_runs(outputs, [t for _, t in inputs], loaded.width,
+        poses = estimator.predictor.decode_runs(outputs, [t for _, t in inputs], loaded.width,
                                       loaded.height)  # fmt: skip
         marks.append(time.perf_counter())
         writer.write(ImageResult(path, loaded.width, loaded.height, poses))
@@ -140,17 +142,17 @@ def invoke_only_ips(estimator: PoseEstimator, count: int, runs: float = 1.0) -> 
     """Images/s of the interpreter alone on one prepared input, `runs` invokes an image."""
     width, height = estimator.input_size
     rgb = np.full((height, width, 3), 114, np.uint8)
-    estimator.run(rgb)
+    estimator.predictor.run(rgb)
     invokes = round(count * runs)
     start = time.perf_counter()
     for _ in range(invokes):
-        estimator.run(rgb)
+        estimator.predictor.run(rgb)
     return count / (time.perf_counter() - start)
 
 
 def mean_runs(estimator: PoseEstimator, images: list[ImageResult]) -> float:
     """Model runs per image (the whole image and its tiles), averaged over the images."""
-    return float(np.mean([len(estimator.regions(r.width, r.height)) for r in images]))
+    return float(np.mean([len(estimator.predictor.regions(r.width, r.height)) for r in images]))
 
 
 def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> BenchReport:
@@ -168,9 +170,10 @@ def run(estimator: PoseEstimator, images: list[Path] | None, count: int) -> Benc
         rounds = [(*end_to_end(estimator, paths), invoke_only_ips(estimator, count, runs))
                   for _ in range(ROUNDS)]  # fmt: skip
     e2e, cpu_ms, invoke = (float(v) for v in np.median(rounds, axis=0))
-    return BenchReport(estimator.model_name, estimator.input_size, count, estimator.threads,
-                       stages, round(e2e, 1), round(invoke, 1), round(cpu_ms, 2),
-                       tuple(skipped), round(runs, 2))  # fmt: skip
+    threads = estimator.predictor.threads
+    return BenchReport(estimator.model_name, estimator.input_size, count, threads, stages,
+                       round(e2e, 1), round(invoke, 1), round(cpu_ms, 2), tuple(skipped),
+                       round(runs, 2))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.n
     cpu, count, inputs = time.process_time(), 0, []
     try:
         for frame in source.frames():
-            inputs = estimator.model_inputs(LoadedImage.whole(frame.pixels))
+            inputs = estimator.predictor.model_inputs(LoadedImage.whole(frame.pixels))
             count += 1
             if len(kept) < 8:
                 kept.append(inputs[-1][0])
@@ -237,7 +240,7 @@ def decode_cpu_ms(estimator: PoseEstimator, path: str) -> tuple[float, list[np.n
 
 def invoke_cpu_ms(estimator: PoseEstimator, inputs: list[np.ndarray], count: int) -> float:
     """CPU ms per invoke of a 1-thread interpreter on prepared model inputs."""
-    model = PoseModel(estimator.model_path, threads=1, layout=estimator.layout)
+    model = PoseModel(estimator.predictor.model_path, threads=1, layout=estimator.layout)
     model.run(inputs[0])
     cpu = time.process_time()
     for rgb in islice(cycle(inputs), count):

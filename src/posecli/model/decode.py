@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from posecli.core.geometry import box_iou
 from posecli.core.results import People, Pose
 from posecli.model.preprocess import Transform
 
@@ -16,17 +17,6 @@ from posecli.model.preprocess import Transform
 NO_CONFIDENCE = 1.0
 # What an infinite keypoint value becomes: the largest float32, so scaling it cannot overflow.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each of (N, 4) boxes; 0 where the union is empty."""
-    inter_w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    inter_h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = inter_w * inter_h
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_det: int) -> np.ndarray:

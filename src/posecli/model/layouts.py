@@ -13,6 +13,7 @@ import numpy as np
 from posecli.core import keypoints
 from posecli.core.errors import ModelError
 from posecli.core.keypoints import KeypointSpec, SpecArgument
+from posecli.model.anchors import anchors_for
 from posecli.model.metadata import class_names
 
 # --coords: (boxes in pixels?, keypoints in pixels?) for each forced choice.
@@ -90,8 +91,6 @@ def output_layout(
     path: Path, shapes: list[tuple[int, ...]], size: tuple[int, int], metadata: dict
 ) -> tuple[bool, bool, int, str]:
     """(transposed?, end-to-end?, values per candidate, where the layout came from)."""
-    from posecli.model.runtime import anchors_for
-
     width, height = size
     anchors = anchors_for(height, width)
     if len(shapes) != 1:

@@ -8,7 +8,7 @@ import numpy as np
 
 from posecli.core.errors import ModelError
 from posecli.model.metadata import onnx_metadata
-from posecli.model.runtime import TensorInfo
+from posecli.model.tensors import TensorInfo
 
 INSTALL = "pip install 'posecli[onnx]'"
 DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from posecli.core.geometry import overlap_of_smaller
 from posecli.core.results import People
 
 DEFAULT_OVERLAP = 0.25
@@ -98,16 +99,6 @@ def cut_by_inner_edge(boxes: np.ndarray, region: np.ndarray, width: int, height:
     if y2 < height:
         cut |= boxes[:, 3] >= y2 - margin
     return cut
-
-
-def overlap_of_smaller(boxes: np.ndarray) -> np.ndarray:
-    """(N, N) intersection of each pair of boxes over the smaller one's area (0 if empty)."""
-    low = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    high = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    smaller = np.minimum(area[:, None], area[None, :])
-    return np.divide(inter, smaller, out=np.zeros_like(inter), where=smaller > 0)
 
 
 def merge(runs: list[People], regions: np.ndarray, width: int, height: int,

@@ -6,7 +6,7 @@ from functools import cache
 
 import numpy as np
 
-from posecli.model.runtime import grid_shapes
+from posecli.model.anchors import grid_shapes
 
 TTA_MODES = ("none", "flip")
 SIDES = {"left": "right", "right": "left"}

@@ -19,7 +19,8 @@ import numpy as np
 from posecli.core import files
 from posecli.core.errors import ImageError, OutputError, PoseCliError
 from posecli.core.keypoints import DEFAULT_LABEL
-from posecli.core.results import ImageResult, Pose, printable_path, single_line
+from posecli.core.results import ImageResult, Pose
+from posecli.core.text import printable_path, single_line
 from posecli.output.mot import mot_rows
 
 FORMATS = ("text", "json", "jsonl", "csv", "coco", "yolo")  # yolo: a data set (yolo.py)

@@ -32,7 +32,9 @@ from posecli.estimator import PoseEstimator
 from posecli.media import images
 from posecli.media.sources import is_video_source
 from posecli.pipeline import flow as pipeline
-from posecli.pipeline.flow import Event, FrameResult, ImageHook, LiveStop, StreamOptions
+from posecli.pipeline.decoding import LiveStop
+from posecli.pipeline.events import Event, FrameResult, ImageHook, StreamOptions
+from posecli.pipeline.items import load, process_file
 
 RAY_MISSING = "--engine ray needs Ray: pip install 'posecli[ray]'"
 IMAGES_PER_TASK = 16
@@ -62,12 +64,12 @@ class PoseWorker:
         """Each image's FrameResult, with its full-size pixels when `full` (for the hook)."""
         kept: dict[str, np.ndarray] = {}
         hook = (lambda path, bgr, poses: kept.__setitem__(path, bgr)) if full else None
-        events = pipeline.run(self.estimator, paths, options, 1, hook)
+        events = pipeline.run(self.estimator.predictor, paths, options, 1, hook)
         return [(e, kept.pop(e.result.path, None)) for e in events if isinstance(e, FrameResult)]
 
     def video(self, path: str, options: StreamOptions) -> Iterator[list[Event]]:
         """One video's events in order, a chunk of them at a time (a Ray streaming generator)."""
-        events = pipeline.run(self.estimator, [path], options, 1)
+        events = pipeline.run(self.estimator.predictor, [path], options, 1)
         while chunk := list(itertools.islice(events, FRAMES_PER_CHUNK)):
             yield chunk
 
@@ -225,7 +227,6 @@ class PoseBatch:
 
     def __init__(self, **arguments: Any):
         self.estimator = PoseEstimator(**arguments)
-        self.model = self.estimator.worker_models(1)[0]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The pose columns added to one batch."""
@@ -237,15 +238,15 @@ class PoseBatch:
         error is in the result."""
         name = str(batch["path"][row]) if "path" in batch else str(row)
         if "bytes" not in batch and "image" not in batch:
-            return self.estimator.process_file(self.model, None, name)[0]
+            return process_file(self.estimator.predictor, None, name).result
         try:
             if "bytes" in batch:
-                loaded = self.estimator.load(bytes(batch["bytes"][row]))
+                loaded = load(self.estimator.predictor, bytes(batch["bytes"][row]))
             else:
                 loaded = images.LoadedImage.whole(_bgr(batch["image"][row]))
         except ImageError as exc:
             return ImageResult(name, error=str(exc))
-        poses = self.estimator.predict_loaded(self.model, loaded)
+        poses = self.estimator.predictor.predict(loaded)
         return ImageResult(name, loaded.width, loaded.height, poses)
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from posecli.cli.frames import annotated_copy
 from posecli.core import files
-from posecli.core.results import printable_path
+from posecli.core.text import printable_path
 from posecli.media import video
 from posecli.media.sources import Item
 from posecli.media.video import VideoError
 from posecli.output.writers import Sink
+from posecli.run.copies import annotated_copy
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from posecli.estimator import PoseEstimator
 from posecli.output.draw import draw_poses
 from posecli.output.writers import JsonlWriter, Sink
 from posecli.pipeline import flow as pipeline
-from posecli.pipeline.flow import FrameResult, SourceEnd, StreamOptions, VideoStart
+from posecli.pipeline.decoding import LiveStop
+from posecli.pipeline.events import Event, FrameResult, SourceEnd, Stage, StreamOptions, VideoStart
 
-Stage = Callable[[Iterator[pipeline.Event]], Iterator[pipeline.Event]]
 BOUNDARY = "frame"
 RECORDS_KEPT = 64  # SSE records kept for viewers that fall behind; older ones are skipped
 JPEG_QUALITY = 80
@@ -241,7 +241,7 @@ class Player:
         self.painter = Painter(estimator, options.kpt_conf)
         self.meter = Meter()
         self.halted = threading.Event()
-        self.live = pipeline.LiveStop()
+        self.live = LiveStop()
         self.clock = Clock(live=True, paced=False)
         self.dropped = 0
         self.failure: str | None = None
@@ -255,8 +255,9 @@ class Player:
         """Play the source until it ends, fails or is halted; then end the hub."""
         options = self.options
         sources = itertools.repeat(options.source) if options.loop else [options.source]
-        workers = self.estimator.worker_count(None)
-        frames = pipeline.run(self.estimator, sources, options.stream, workers, None, self.live)
+        predictor = self.estimator.predictor
+        workers = predictor.worker_count(None)
+        frames = pipeline.run(predictor, sources, options.stream, workers, None, self.live)
         events = self.stage(frames) if self.stage is not None else frames
         try:
             for event in events:
@@ -270,7 +271,7 @@ class Player:
                 cast("Generator", generator).close()
             self.finish()
 
-    def handle(self, event: pipeline.Event) -> None:
+    def handle(self, event: Event) -> None:
         """Start a pass, publish a frame, or note how the source ended."""
         if isinstance(event, VideoStart):
             paced = self.options.realtime and not event.live

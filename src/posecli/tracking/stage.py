@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from posecli.pipeline.flow import Event, FrameResult, SourceEnd, VideoStart
+from posecli.pipeline.events import Event, FrameResult, SourceEnd, VideoStart
 from posecli.tracking.camera_motion import CameraMotion
 from posecli.tracking.smoothing import KeypointSmoother
 from posecli.tracking.tracker import PoseTracker, TrackerSettings
@@ -93,6 +93,6 @@ def tracked(
         return event
     time = result.time if time is None else time
     motion = None
-    if camera is not None and event.thumbnail is not None:
-        motion = camera(event.thumbnail, result.width)
+    if camera is not None and isinstance(event.measured, np.ndarray):
+        motion = camera(event.measured, result.width)
     return replace(event, result=replace(result, poses=tracker.update(result.poses, time, motion)))

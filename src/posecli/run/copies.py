@@ -1,23 +1,31 @@
-"""Where annotated copies go, the annotated copies of videos, and progress in frames."""
+"""Annotated copies: where they go, images drawn in the workers or in order, and the copy of
+each video, started, fed and finished by the pipeline's events."""
 
 from __future__ import annotations
 
-import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
+import numpy as np
 
 from posecli.core.errors import ImageError, OutputError
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import printable_path, single_line
+from posecli.core.results import ImageResult, Pose
+from posecli.media import images
 from posecli.media.sources import Item
-from posecli.output.draw import DrawStyle
+from posecli.output.draw import DrawStyle, draw_poses
 from posecli.output.video_writer import AnnotatedVideo
-from posecli.pipeline.flow import FrameResult, SourceEnd, VideoStart
+from posecli.pipeline.events import FrameResult, ImageHook, SourceEnd, VideoStart
 
-PROGRESS_INTERVAL = 0.25
 SAVE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """How annotated copies are drawn: keypoints from `kpt_conf`, in `style`."""
+
+    kpt_conf: float = 0.5
+    style: DrawStyle = field(default_factory=DrawStyle)
 
 
 def not_saved(exc: Exception) -> str:
@@ -90,38 +98,51 @@ class AnnotatedVideos:
         self.open.clear()
 
 
-class FrameProgress:
-    """'NAME: frame N/TOTAL, R frames/s' on a terminal's stderr while a video runs."""
+class AnnotatedImages:
+    """The annotated copies of images: drawn in the workers as they finish (`in_workers`), or
+    kept there and drawn in order by `finish` with the poses that are written (tracked ones)."""
 
-    def __init__(self, quiet: bool):
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.active = False
-        self.total = self.done = 0
-        self.name = ""
-        self.start = self.shown = 0.0
+    def __init__(self, save_dir: Path | None, items: dict[str, Item], kpt_conf: float,
+                 style: DrawStyle, spec: KeypointSpec, in_workers: bool):  # fmt: skip
+        self.save_dir, self.items, self.kpt_conf, self.spec = save_dir, items, kpt_conf, spec
+        self.style = style
+        self.in_workers = in_workers
+        self.kept: dict[str, np.ndarray] = {}
+        self.failures: dict[str, str] = {}
 
-    def begin(self, event: VideoStart) -> None:
-        """A video started."""
-        self.name, self.total, self.done = single_line(printable_path(event.path)), event.frames, 0
-        self.start = self.shown = time.perf_counter()
-        self.active = True
+    @property
+    def hook(self) -> ImageHook | None:
+        """The pipeline's per-image hook, when annotated copies are asked for."""
+        return None if self.save_dir is None else self._hook
 
-    def frame(self) -> None:
-        """A frame finished (images between videos are not counted): redraw the line a few
-        times a second."""
-        if not self.active:
+    def _hook(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> None:
+        """In a worker: save the copy, or keep the pixels for `finish`."""
+        if not self.in_workers:
+            self.kept[path] = bgr
             return
-        self.done += 1
-        now = time.perf_counter()
-        if self.enabled and now - self.shown >= PROGRESS_INTERVAL:
-            self.shown = now
-            total = f"/{self.total}" if self.total else ""
-            rate = self.done / (now - self.start)
-            click.echo(f"\r{self.name}: frame {self.done}{total}, {rate:.1f} frames/s  ",
-                       err=True, nl=False)  # fmt: skip
+        failure = self._save(path, bgr, poses)
+        if failure:
+            self.failures[path] = failure
 
-    def end(self) -> None:
-        """A video finished: clear the line."""
-        if self.enabled and self.active and self.done:
-            click.echo("\r\033[K", err=True, nl=False)
-        self.active = False
+    def finish(self, result: ImageResult) -> str | None:
+        """Save a kept image's copy with the result's poses; the error line of a failed copy."""
+        bgr = self.kept.pop(result.path, None)
+        if bgr is not None:
+            return self._save(result.path, bgr, result.poses)
+        return self.failures.pop(result.path, None)
+
+    def _save(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> str | None:
+        """Write one annotated copy; the error line if that fails."""
+        assert self.save_dir is not None
+        return save_annotated(annotated_copy(self.save_dir, self.items[path]), bgr, poses,
+                              self.kpt_conf, self.spec, self.style)  # fmt: skip
+
+
+def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float,
+                   spec: KeypointSpec, style: DrawStyle) -> str | None:  # fmt: skip
+    """Write the annotated copy of an image atomically; the error line if that fails."""
+    try:
+        images.write_atomic(dest, draw_poses(bgr, poses, kpt_conf, spec, style))
+    except (ImageError, OutputError) as exc:
+        return not_saved(exc)
+    return None
