@@ -3,10 +3,10 @@
 Runs in an environment with Ultralytics, not posecli's (it needs torch):
 
     python3 -m venv /tmp/ul && /tmp/ul/bin/pip install ultralytics ai-edge-litert lap
-    .venv/bin/python scripts/track_benchmark.py --export /tmp/frames
+    .venv/bin/python -m benchmarks.tracking --export /tmp/frames
     /tmp/ul/bin/python scripts/ultralytics_track.py /tmp/frames /tmp/ultralytics \
         --model ../shared/models/yolov8n_256_quant_pc_uf_pose_coco-st.tflite
-    .venv/bin/python scripts/track_benchmark.py --reference /tmp/ultralytics
+    .venv/bin/python -m benchmarks.tracking --reference /tmp/ultralytics
 
 It writes one MOTChallenge file per video (`OUT/<video>.txt`, frame 1-based) and
 `OUT/version.txt`, which names the NMS that ran (torchvision's, or Ultralytics' TorchNMS where

@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""Frames/s of `posecli track --tile` on a video against the 2-core CPU ceiling, in one run.
+"""Frames/s of `posecli track --tile` on a video against the 2-core CPU ceiling, in one run
+(`python -m benchmarks.tiles.speed [VIDEO]`).
 
 The ceiling is cores / (decode and preprocessing CPU ms + runs x 1-thread invoke CPU ms) per
 frame, where a frame's runs are the whole frame and its tiles; `posecli bench --video` measures
@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PETS = ROOT.parent / "shared" / "videos" / "pets-vtest.avi"
+from benchmarks.tiles import PETS, TILE
 
 
 def bench_video(video: Path, tile: str | None) -> dict:
@@ -49,10 +48,26 @@ def measure(video: Path, tile: str | None) -> dict:
     return report
 
 
+def speed_section(video: Path = PETS, fps: float = 10.0) -> str:
+    """Markdown: the figures of the whole frame and of --tile TILE, measured now."""
+    lines = ["| run | runs/frame | decode + prep ms | invoke ms | ceiling frames/s | "
+             "`infer` frames/s | share | `track` frames/s | share | real time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for tile in (None, TILE):
+        r = measure(video, tile)
+        name = f"`--tile {tile}`" if tile else "whole frame only"
+        lines.append(f"| {name} | {r['runs_per_frame']} | {r['decode_cpu_ms']:.2f} | "
+                     f"{r['invoke_cpu_ms']:.1f} | {r['ceiling_fps']:.1f} | "
+                     f"{r['end_to_end_fps']:.1f} | {r['ratio']:.2f} | {r['track_fps']:.1f} | "
+                     f"{r['track_ratio']:.2f} | {r['track_fps'] / fps:.2f}x |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tiles.speed",
+                                     description=__doc__.splitlines()[0])  # fmt: skip
     parser.add_argument("video", type=Path, nargs="?", default=PETS)
-    parser.add_argument("--tile", default="128", help="tile size or auto [default: 128]")
+    parser.add_argument("--tile", default=TILE, help=f"tile size or auto [default: {TILE}]")
     parser.add_argument("--fps", type=float, default=10.0, help="the video's own frame rate")
     args = parser.parse_args()
     for tile in (None, args.tile):
