@@ -223,7 +223,7 @@ def test_a_stuck_worker_does_not_hold_up_an_early_stop():
 def test_watchdog_ends_a_process_whose_main_thread_is_blocked_in_native_code():
     code = (
         "import ctypes\n"
-        "from posecli.cli import interrupts\n"
+        "from posecli.run import interrupts\n"
         "interrupts.install()\n"
         "libc, mutex = ctypes.CDLL(None), ctypes.create_string_buffer(64)\n"
         "libc.pthread_mutex_lock(mutex)\n"

@@ -10,13 +10,11 @@ import warnings
 import click
 
 from posecli import __version__
-from posecli.cli import interrupts
 from posecli.cli.bench import bench
 from posecli.cli.common import (
     EXIT_INTERNAL,
     EXIT_OUTPUT,
     EXIT_USAGE,
-    Interrupted,
     divert_native_stderr,
     error,
     stand_in_for_closed_streams,
@@ -27,6 +25,8 @@ from posecli.cli.models import models_group
 from posecli.cli.serve import serve
 from posecli.cli.track import track
 from posecli.core.errors import OutputError, PoseCliError
+from posecli.run import interrupts
+from posecli.run.interrupts import Interrupted
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,14 +19,6 @@ T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 70, 74
 
 
-class Interrupted(BaseException):
-    """Ctrl-C or SIGTERM: stop, keep what is done, exit 128 + signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.exit_code = 128 + signum
-
-
 def error(message: str) -> None:
     """One `posecli: error: ...` line on standard error."""
     click.echo(f"posecli: error: {single_line(message)}", err=True)

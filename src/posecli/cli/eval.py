@@ -20,13 +20,14 @@ from posecli.cli.common import (
     with_progress,
 )
 from posecli.cli.options import build_estimator, conf_option, model_choice, pipeline_options
-from posecli.core import files, keypoints
+from posecli.core import files
 from posecli.core.errors import OutputError, PoseCliError
 from posecli.core.files import write_bytes_atomic
 from posecli.core.keypoints import KeypointSpec
 from posecli.core.text import printable_path
 from posecli.evaluation import coco as evaluate
 from posecli.evaluation import st_metric
+from posecli.evaluation.scores import refuse_overwriting, results_spec, scored
 from posecli.model import registry as models
 
 TAIL_WARNING = 0.1  # share of the images after the last result that calls for a warning
@@ -171,21 +172,6 @@ def missing_summary(images_dir: Path, missing: list[evaluate.EvalImage], total: 
             f"({names}{more}); scoring the rest")  # fmt: skip
 
 
-def refuse_overwriting(output: Path, inputs: list[Path]) -> None:
-    """--save-results may not replace the annotation file or an image of the run (by inode)."""
-    output_id = files.identity(output)
-    if output_id is not None and any(files.identity(path) == output_id for path in inputs):
-        raise PoseCliError(f"{output}: --save-results would write over an input of the run")
-
-
-def results_spec(coco, annotations: Path, kpt_spec: str | None) -> KeypointSpec:
-    """The spec whose sigmas score a results file: --kpt-spec's, else the built-in one for K."""
-    count = evaluate.keypoint_category(coco)[1]
-    spec = keypoints.load_spec(kpt_spec) if kpt_spec else keypoints.default_for(count)
-    evaluate.check_keypoint_count(annotations, coco, spec, f"keypoint spec {spec.source}")
-    return spec
-
-
 def score_results_file(coco, results: Path, limit: int | None, metric: str,
                        spec: KeypointSpec, quiet: bool) -> evaluate.EvalResult:  # fmt: skip
     """Score an existing COCO results file against the annotations (the first `limit` by id)."""
@@ -206,17 +192,6 @@ def warn_of_a_missing_tail(results: Path, detections: list[dict], image_ids: lis
         warning(f"{printable_path(str(results))}: no results for the last {len(tail)} of the "
                 f"{len(image_ids)} images by id, which count as having no people; a file saved "
                 f"with --limit {covered} is scored with --limit {covered}", quiet)  # fmt: skip
-
-
-def scored(name, settings, coco, detections, image_ids, metric, spec: KeypointSpec,
-           failed=()) -> evaluate.EvalResult:  # fmt: skip
-    """An EvalResult with the chosen metric's scores (OKS with the spec's sigmas)."""
-    if metric == "st":
-        kpt_scores, count = st_metric.score(coco, detections, image_ids, spec.oks_sigmas())
-        return evaluate.EvalResult(name, settings, count, kpt_scores, {}, list(failed), metric)
-    scores = evaluate.score(coco, detections, image_ids, spec.oks_sigmas())
-    return evaluate.EvalResult(name, settings, len(image_ids), scores["keypoints"],
-                               scores["bbox"], list(failed))  # fmt: skip
 
 
 def print_eval(rows: list[evaluate.EvalResult], as_json: bool) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from posecli.cli import interrupts
 from posecli.cli.applies import refuse_untuned, source_facts
 from posecli.cli.common import EXIT_FAILED, EXIT_OK, error, info
 from posecli.cli.options import (
@@ -25,7 +24,6 @@ from posecli.media import video
 from posecli.media.sources import IMAGE_EXTENSIONS, Inputs, Item
 from posecli.output.draw import DrawStyle
 from posecli.output.writers import FORMATS
-from posecli.pipeline.decoding import LiveStop
 from posecli.pipeline.events import Measure, StreamOptions
 from posecli.run import job, ray_engine
 from posecli.run.copies import Drawing
@@ -129,9 +127,7 @@ def run_sources(sources, fmt, output, append, save_dir, kpt_conf, line_width, hi
                      shard_index, skip_existing, keep_missing, natural_order, engine, workers,
                      stage, check_inputs, check_items,
                      sys.stdin.buffer if "-" in sources else None)  # fmt: skip
-    live = LiveStop()
-    with interrupts.ending_live_sources(live.request):
-        done = job.run_sources(estimator, list(sources), run, CliReporter(quiet), live)
+    done = job.run_sources(estimator, list(sources), run, CliReporter(quiet))
     if not done.items and not done.skipped and not done.inputs.errors:
         if shard_index and done.inputs.items:
             info(f"shard {shard} has no images (of {len(done.inputs.items)} in all)", quiet)

@@ -8,7 +8,6 @@ import time
 import click
 from click.core import ParameterSource
 
-from posecli.cli import interrupts
 from posecli.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, echo, error, info
 from posecli.cli.options import (
     Number,
@@ -22,6 +21,7 @@ from posecli.core.text import printable_path
 from posecli.media.sources import is_video_source
 from posecli.media.video import DEFAULT_TIMEOUT
 from posecli.pipeline.events import StreamOptions
+from posecli.run import interrupts
 from posecli.tracking.camera_motion import grey_thumbnail
 
 INSTALL_HINT = "posecli serve needs its extra: pip install 'posecli[serve]'"

@@ -35,7 +35,7 @@ from posecli.pipeline.events import (
     StreamOptions,
     VideoStart,
 )
-from posecli.run import ray_engine
+from posecli.run import interrupts, ray_engine
 from posecli.run.copies import AnnotatedImages, AnnotatedVideos, Drawing, annotated_copy
 from posecli.run.resume import finished_items
 from posecli.run.stats import Stats
@@ -113,7 +113,8 @@ def run_sources(
     live_stop: LiveStop | None = None,
 ) -> RunResult:
     """Run `sources` (files, folders, globs, .txt lists, cameras, URLs) into the outputs the
-    options describe; `live_stop` can end a live source as a stream that stops."""
+    options describe. While the items run, the first Ctrl-C (with `interrupts.install()`) or
+    `live_stop` ends a live source as a stream that stops."""
     report = reporter or Reporter()
     inputs = expand(sources, options.recursive, options.stdin, options.keep_missing,
                     options.natural_order)  # fmt: skip
@@ -132,7 +133,9 @@ def run_sources(
         items, skipped = unfinished_items(items, inputs, options, writer, failed, report)
     stage = options.stage(estimator) if options.stage is not None else None
     run = ItemsRun(estimator, items, writer, options, report)
-    stats = run(stage, len(inputs.errors), unread, live_stop or LiveStop())
+    live = live_stop or LiveStop()
+    with interrupts.ending_live_sources(live.request):
+        stats = run(stage, len(inputs.errors), unread, live)
     return RunResult(stats, items, skipped, inputs)
 
 

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from posecli.cli.common import Interrupted
-
 GRACE_SECONDS = 0.5
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _state = {"stopping": False, "reported": False}
@@ -22,6 +20,14 @@ _counts = {"handled": 0, "seen": 0}  # signals run by the handler, and read by t
 _ended_live: dict[int, bool] = {}  # the nth signal: True when it only ended a live source
 _decide = threading.RLock()
 _live_stops: list[Callable[[], bool]] = []
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: stop, keep what is done, exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.exit_code = 128 + signum
 
 
 def install() -> None:
