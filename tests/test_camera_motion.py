@@ -142,7 +142,8 @@ def test_images_of_a_sequence_move_the_tracks_with_the_camera(tmp_path):
     assert all(e.measured is not None and e.measured.shape == (180, 320) for e in events)
     for i, event in enumerate(events):  # one made-up person, fixed in the photo
         box = np.array([300 - 40 * i, 100, 360 - 40 * i, 300], np.float32)
-        event.result.poses[:] = [Pose(0.9, box, np.zeros((17, 3), np.float32))]
+        person = [Pose(0.9, box, np.zeros((17, 3), np.float32))]
+        events[i] = replace(event, result=replace(event.result, poses=person))
     ids = {}
     for camera_motion in (True, False):
         options = TrackOptions(sequence_fps=30.0, camera_motion=camera_motion)

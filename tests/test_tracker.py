@@ -3,6 +3,8 @@ detections of a virtual-camera pan over a COCO photo; MOT rows and CLEAR-MOT/ID 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -199,7 +201,9 @@ def test_zero_size_boxes_and_odd_inputs_do_not_break_the_tracker():
     flat = Pose(flat.score, flat.box * [1, 1, 0, 1] + [0, 0, flat.box[0], 0], flat.keypoints)
     assert flat.box[2] == flat.box[0]
     holes = person(1, 400)
-    holes.keypoints[:5] = np.nan
+    unseen = holes.keypoints.copy()
+    unseen[:5] = np.nan
+    holes = replace(holes, keypoints=unseen)
     tracker = PoseTracker()
     out = [tracker.update([flat, holes], t) for t in (0.0, float("nan"), 2 / 30, float("inf"))]
     assert ids_of(out[0]) == [1, 2] and all(ids_of(frame)[-1] == 2 for frame in out)

@@ -4,8 +4,9 @@ from importlib.metadata import version
 
 from posecli.core.errors import ImageError, ModelError, PoseCliError, SpecError
 from posecli.core.keypoints import COCO17, KeypointSpec, load_spec
-from posecli.core.results import ImageResult, Pose
+from posecli.core.results import ImageResult, People, Pose
 from posecli.estimator import PoseEstimator
+from posecli.run.job import RunOptions, run_sources
 from posecli.tracking.smoothing import KeypointSmoother
 from posecli.tracking.tracker import PoseTracker, TrackerSettings
 
@@ -20,12 +21,15 @@ __all__ = [
     "KeypointSmoother",
     "KeypointSpec",
     "ModelError",
+    "People",
     "Pose",
     "PoseCliError",
     "PoseEstimator",
     "PoseTracker",
+    "RunOptions",
     "SpecError",
     "TrackerSettings",
     "__version__",
     "load_spec",
+    "run_sources",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 
 from posecli.core.errors import ImageError
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import ImageResult, Pose
+from posecli.core.results import ImageResult, People
 from posecli.media import images, video
 from posecli.model import tiles
 from posecli.model.layouts import Layout
@@ -58,7 +58,9 @@ class PoseEstimator:
     ):
         self._arguments = dict(locals())
         del self._arguments["self"]
-        self.predictor = Predictor(**self._arguments)
+        settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode, max_bytes,
+                            interp, tta, tile, tile_overlap)  # fmt: skip
+        self.predictor = Predictor(model, settings, threads, delegate, kpt_spec, classes, coords)
 
     @property
     def model_name(self) -> str:
@@ -94,7 +96,7 @@ class PoseEstimator:
         """The constructor's arguments, to build the same estimator elsewhere (a Ray actor)."""
         return dict(self._arguments)
 
-    def predict(self, image_bgr: np.ndarray) -> list[Pose]:
+    def predict(self, image_bgr: np.ndarray) -> People:
         """Poses in one 8-bit BGR (or grayscale) image, in its pixel coordinates.
 
         The array is used as given; for the CLI's exact results from a file, `predict_file`.

@@ -1,4 +1,4 @@
-"""What every command shares: exit statuses, one-line messages, interrupts and progress."""
+"""What every command shares: exit statuses, one-line messages, closed streams, progress."""
 
 from __future__ import annotations
 

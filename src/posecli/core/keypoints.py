@@ -154,7 +154,7 @@ def _syntax(path: Path) -> str:
 
 
 def _parse(data: dict, source: str) -> KeypointSpec:
-    """Build and check a spec from its keys (see README, "Your own model")."""
+    """Build and check a spec from its keys (see docs/custom-models.md)."""
     count, dims = _kpt_shape(data.get("kpt_shape"))
     names = _names(data)
     if names is None and count is None:

@@ -25,7 +25,7 @@ DEFAULT_MAX_PIXELS = 150_000_000
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 # JPEG DCT scales, largest first. A reduced decode must stay MARGIN times the size the image is
 # finally resized to: the bilinear resize then still shrinks by 2x or more, as for full-size
-# photos. Reducing to just cover the model input blurred it and cost keypoint AP50 (README).
+# photos. Reducing to just cover the model input blurred it and cost keypoint AP50 (docs/speed.md).
 REDUCED_DECODES = (
     (8, cv2.IMREAD_REDUCED_COLOR_8),
     (4, cv2.IMREAD_REDUCED_COLOR_4),

@@ -5,12 +5,12 @@ after the model's own NMS; coordinates 0..1 (`PoseModel` normalises the other la
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from posecli.core.geometry import box_iou
-from posecli.core.results import People, Pose
+from posecli.core.results import People
 from posecli.model.preprocess import Transform
 
 # What a model with 2 values per keypoint (x, y) reports as each keypoint's confidence.
@@ -107,7 +107,7 @@ def decode_people(
     boxes = transform.inverse_points(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
     kpts = keypoint_triples(rows[:, 5:], dims)
     kpts[..., :2] = transform.inverse_points(kpts[..., :2] * scale)
-    return People(boxes, rows[:, 4], kpts, classes)
+    return People(boxes, rows[:, 4], kpts, classes=classes)
 
 
 def end_to_end_rows(
@@ -128,23 +128,18 @@ def end_to_end_rows(
 
 def to_poses(
     people: People, image_size: tuple[int, int], names: tuple[str, ...] | None = None
-) -> list[Pose]:
-    """Poses from people in image pixels: boxes and keypoints clipped to the (width, height)
-    image, scores and confidences to 0..1; with class `names`, each pose's class."""
+) -> People:
+    """The people as results: boxes and keypoints clipped to the (width, height) image (float32),
+    scores and confidences to 0..1; with class `names`, each person's class."""
     limit = np.array(image_size, dtype=np.float64)
     boxes = np.clip(people.boxes.reshape(-1, 2, 2), 0, limit).reshape(-1, 4)
     kpts = people.keypoints.copy()
     kpts[..., :2] = np.clip(kpts[..., :2], 0, limit)
     kpts[..., 2] = np.clip(kpts[..., 2], 0, 1)
     scores = np.clip(people.scores, 0, 1)
-    poses = [
-        Pose(float(s), b.astype(np.float32), k.astype(np.float32))
-        for s, b, k in zip(scores, boxes, kpts, strict=True)
-    ]
-    if names is None or people.classes is None:
-        return poses
-    return [replace(p, class_id=int(c), class_name=names[c])
-            for p, c in zip(poses, people.classes, strict=True)]  # fmt: skip
+    classes = None if names is None else people.classes
+    return People(boxes.astype(np.float32), scores, kpts.astype(np.float32), None, classes,
+                  None if classes is None else names)  # fmt: skip
 
 
 def decode_poses(
@@ -157,7 +152,7 @@ def decode_poses(
     max_det: int = 100,
     dims: int = 3,
     head: Head = ONE_CLASS,
-) -> list[Pose]:
+) -> People:
     """Decode the output of a (width, height) = size model, D values a keypoint, to poses in
     the pixels of a (width, height) = image_size image."""
     people = decode_people(output, size, transform, conf, iou, max_det, dims, head)

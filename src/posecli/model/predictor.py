@@ -14,7 +14,7 @@ import numpy as np
 from posecli.core import keypoints
 from posecli.core.errors import ModelError
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import Pose
+from posecli.core.results import People
 from posecli.media import images
 from posecli.model import registry, tiles
 from posecli.model.decode import Head, decode_people, decode_poses, to_poses
@@ -47,6 +47,10 @@ class Settings:
     tile_overlap: float = tiles.DEFAULT_OVERLAP
 
     def __post_init__(self) -> None:
+        for name, allowed in (("resize", RESIZE_MODES), ("interp", INTERPOLATIONS),
+                              ("tta", TTA_MODES)):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         for name, high in (("conf", 1), ("iou", 1), ("tile_overlap", tiles.MAX_OVERLAP)):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value <= high:
@@ -62,39 +66,27 @@ def check_count(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
 
 
+DEFAULT_SETTINGS = Settings()
+
+
 class Predictor:
-    """A pose model of any K and N x M with its thresholds, resize, TTA and tiles: `predict`
-    gives a decoded image's poses in its pixels. Settings are checked on construction."""
+    """A pose model of any K and N x M with its `settings` (thresholds, resize, TTA, tiles):
+    `predict` gives a decoded image's people in its pixels."""
 
     def __init__(
         self,
         model: str | os.PathLike | None = None,
-        conf: float = 0.25,
-        iou: float = 0.7,
-        max_det: int = 100,
-        resize: str = "letterbox",
+        settings: Settings = DEFAULT_SETTINGS,
         threads: int | None = None,
         delegate: str | None = None,
-        max_pixels: int = images.DEFAULT_MAX_PIXELS,
-        reduced_decode: bool = True,
-        max_bytes: int = images.DEFAULT_MAX_BYTES,
-        interp: str = "linear",
-        tta: str = "none",
         kpt_spec: str | os.PathLike | KeypointSpec | None = None,
-        tile: int | str | None = None,
-        tile_overlap: float = tiles.DEFAULT_OVERLAP,
         classes: Iterable[int] | None = None,
         coords: str = "auto",
     ):
-        for name, value, allowed in (("resize", resize, RESIZE_MODES),
-                                     ("interp", interp, INTERPOLATIONS),
-                                     ("tta", tta, TTA_MODES),
-                                     ("coords", coords, COORDINATE_CHOICES)):  # fmt: skip
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+        if coords not in COORDINATE_CHOICES:
+            raise ValueError(f"coords must be one of {COORDINATE_CHOICES}, not {coords!r}")
         self.model_path, self.spec = registry.resolve(model)
-        self.settings = Settings(conf, iou, max_det, resize, max_pixels, reduced_decode,
-                                 max_bytes, interp, tta, tile, tile_overlap)  # fmt: skip
+        self.settings = settings
         if threads is not None:
             check_count("threads", threads)
         self.threads = threads or default_threads()
@@ -104,6 +96,7 @@ class Predictor:
         self.keypoint_spec, self.keypoint_dims = self.layout.spec, self.layout.dims
         self._head = self._decode_head(classes)
         spec = self.keypoint_spec
+        tta = settings.tta
         if tta == "flip" and (self.layout.end2end or self.layout.classes > 1):
             raise ModelError(f"{self.model_path}: --tta flip needs a one-class output of values "
                              "x anchors; this is end-to-end or has several classes")  # fmt: skip
@@ -166,9 +159,7 @@ class Predictor:
             output = flip_averaged(output, mirrored, rgb.shape[:2], self._flip_idx)
         return output
 
-    def decode(
-        self, output: np.ndarray, transform: Transform, width: int, height: int
-    ) -> list[Pose]:
+    def decode(self, output: np.ndarray, transform: Transform, width: int, height: int) -> People:
         """Raw output to poses in original-image pixels, with this estimator's thresholds."""
         s = self.settings
         return decode_poses(output, self.input_size, transform, (width, height), s.conf, s.iou,
@@ -189,7 +180,7 @@ class Predictor:
         names = self.layout.class_names if count > 1 else None
         return Head(count, self.layout.end2end, keep, names)
 
-    def predict(self, loaded: images.LoadedImage, model: PoseModel | None = None) -> list[Pose]:
+    def predict(self, loaded: images.LoadedImage, model: PoseModel | None = None) -> People:
         """Preprocess, invoke and decode one decoded image (and its tiles, with `tile`), on
         `model` (a worker's) or this predictor's own."""
         inputs = self.model_inputs(loaded)
@@ -212,7 +203,7 @@ class Predictor:
 
     def decode_runs(
         self, outputs: list[np.ndarray], transforms: list[Transform], width: int, height: int
-    ) -> list[Pose]:
+    ) -> People:
         """Poses from the raw output of each region: the whole image's, or with `tile` the
         people of every region merged (`tiles.merge`)."""
         if self.settings.tile is None:

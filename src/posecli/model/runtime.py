@@ -1,4 +1,5 @@
-"""Loading a TFLite pose model into LiteRT (or tflite_runtime) and running it."""
+"""A pose model in its runtime (LiteRT for TFLite files, onnxruntime for ONNX): the canonical
+input and output (see `layouts`), whatever the file's own layout."""
 
 from __future__ import annotations
 

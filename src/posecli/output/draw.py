@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from posecli.core.keypoints import DEFAULT_LABEL, KeypointSpec
-from posecli.core.results import Pose
+from posecli.core.results import People, Pose
 
 GOLDEN_RATIO = (5**0.5 - 1) / 2  # hue step between successive people: each far from the last
 # Relative luminance of every person's colour: 4.6:1 contrast with black and with white (WCAG's
@@ -38,7 +38,7 @@ def line_width(image: np.ndarray) -> int:
 
 def draw_poses(
     image: np.ndarray,
-    poses: list[Pose],
+    poses: People,
     kpt_conf: float,
     spec: KeypointSpec | None,
     style: DrawStyle = DrawStyle(),
@@ -113,7 +113,7 @@ def label_style(image_shape: tuple[int, ...], lw: int, text: str) -> tuple[float
 
 
 def label_rects(
-    poses: list[Pose],
+    poses: People,
     image_shape: tuple[int, ...],
     lw: int,
     name: str = DEFAULT_LABEL,
@@ -165,7 +165,7 @@ def _overlap_areas(spots: np.ndarray, placed: np.ndarray) -> np.ndarray:
     return np.clip(ix, 0, None) * np.clip(iy, 0, None)
 
 
-def _draw_labels(canvas: np.ndarray, poses: list[Pose], lw: int, name: str, conf: bool) -> None:
+def _draw_labels(canvas: np.ndarray, poses: People, lw: int, name: str, conf: bool) -> None:
     """Each pose's label on a filled tag in its colour, on top of everything else, inside the
     image."""
     rects = label_rects(poses, canvas.shape, lw, name, conf)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from posecli.core.results import Pose
+from posecli.core.results import People
 
 
-def mot_rows(frame_index: int, poses: list[Pose]) -> list[str]:
+def mot_rows(frame_index: int, poses: People) -> list[str]:
     """MOTChallenge lines `frame,id,x,y,w,h,score,-1,-1,-1` of one frame (0-based index given;
     the file's frames count from 1). An untracked pose gets id -1, as in MOTChallenge det files.
     A box given corners last first is written as the same box."""

@@ -19,7 +19,7 @@ import numpy as np
 from posecli.core.errors import ImageError
 from posecli.core.files import temp_beside
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import Pose
+from posecli.core.results import People
 from posecli.output.draw import DrawStyle, draw_poses
 
 QUEUED_FRAMES = 8
@@ -56,13 +56,13 @@ class AnnotatedVideo:
         except (av.FFmpegError, OSError) as exc:
             Path(self.tmp).unlink(missing_ok=True)
             raise ImageError(f"{dest}: cannot write: {exc}") from exc
-        self.frames: queue.Queue[tuple[np.ndarray, list[Pose]] | None] = queue.Queue(QUEUED_FRAMES)
+        self.frames: queue.Queue[tuple[np.ndarray, People] | None] = queue.Queue(QUEUED_FRAMES)
         self.failure: Exception | None = None
         self.written = 0
         self.thread = threading.Thread(target=self._encode_all, name="posecli-encode", daemon=True)
         self.thread.start()
 
-    def add(self, bgr: np.ndarray, poses: list[Pose]) -> None:
+    def add(self, bgr: np.ndarray, poses: People) -> None:
         """Queue one full-size BGR frame and its poses (waits while the encoder is behind)."""
         self.frames.put((bgr, poses))
 
@@ -114,7 +114,7 @@ class AnnotatedVideo:
             except Exception as exc:  # a full disk shows here, when the last data is written
                 self.failure = self.failure or exc
 
-    def _encode(self, bgr: np.ndarray, poses: list[Pose]) -> None:
+    def _encode(self, bgr: np.ndarray, poses: People) -> None:
         """Encode one annotated frame."""
         width, height = self.size
         canvas = draw_poses(bgr, poses, self.kpt_conf, self.spec, self.style)

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -470,7 +470,7 @@ def coco_image_id(path: str) -> int:
     return int(match.group(1))
 
 
-def coco_detections(poses: list[Pose], image_id: int, category_id: int = 1) -> list[dict]:
+def coco_detections(poses: Iterable[Pose], image_id: int, category_id: int = 1) -> list[dict]:
     """COCO result entries: the category, bbox [x, y, w, h], keypoints [x, y, conf] x K, score;
     tracked poses also "track_id" (PoseTrack's key: loadRes overwrites "id")."""
     return [

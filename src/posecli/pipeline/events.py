@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from posecli.core.results import ImageResult, Pose
+from posecli.core.results import ImageResult, People
 from posecli.media import video
 
-ImageHook = Callable[[str, np.ndarray, list[Pose]], None]
+ImageHook = Callable[[str, np.ndarray, People], None]
 Measure = Callable[[np.ndarray], object]
 
 

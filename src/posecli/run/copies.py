@@ -10,7 +10,7 @@ import numpy as np
 
 from posecli.core.errors import ImageError, OutputError
 from posecli.core.keypoints import KeypointSpec
-from posecli.core.results import ImageResult, Pose
+from posecli.core.results import ImageResult, People
 from posecli.media import images
 from posecli.media.sources import Item
 from posecli.output.draw import DrawStyle, draw_poses
@@ -115,7 +115,7 @@ class AnnotatedImages:
         """The pipeline's per-image hook, when annotated copies are asked for."""
         return None if self.save_dir is None else self._hook
 
-    def _hook(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> None:
+    def _hook(self, path: str, bgr: np.ndarray, poses: People) -> None:
         """In a worker: save the copy, or keep the pixels for `finish`."""
         if not self.in_workers:
             self.kept[path] = bgr
@@ -131,14 +131,14 @@ class AnnotatedImages:
             return self._save(result.path, bgr, result.poses)
         return self.failures.pop(result.path, None)
 
-    def _save(self, path: str, bgr: np.ndarray, poses: list[Pose]) -> str | None:
+    def _save(self, path: str, bgr: np.ndarray, poses: People) -> str | None:
         """Write one annotated copy; the error line if that fails."""
         assert self.save_dir is not None
         return save_annotated(annotated_copy(self.save_dir, self.items[path]), bgr, poses,
                               self.kpt_conf, self.spec, self.style)  # fmt: skip
 
 
-def save_annotated(dest: Path, bgr, poses: list[Pose], kpt_conf: float,
+def save_annotated(dest: Path, bgr, poses: People, kpt_conf: float,
                    spec: KeypointSpec, style: DrawStyle) -> str | None:  # fmt: skip
     """Write the annotated copy of an image atomically; the error line if that fails."""
     try:

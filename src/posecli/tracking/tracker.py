@@ -4,7 +4,8 @@ keypoint similarity (OKS) in the matching cost, and optional One Euro keypoint s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -18,13 +19,13 @@ from posecli.core.geometry import (
     xyxy_to_xywh,
 )
 from posecli.core.keypoints import COCO17
-from posecli.core.results import Pose
+from posecli.core.results import People, Pose
+from posecli.tracking.kalman import kalman_predict, kalman_start, kalman_update
 from posecli.tracking.smoothing import KeypointSmoother
 
 EXTENT_AGE = 1.0  # seconds a person's extent is kept while their boxes are smaller
 LOW_MATCH = 0.5  # ByteTrack's cost limit for its second stage (low-score detections)
 UNCONFIRMED_MATCH = 0.7  # and for a new track's second frame
-POSITION_NOISE, VELOCITY_NOISE = 1 / 20, 1 / 160  # Kalman noise, relative to box size
 MASK_AREA = 0.53  # a person's area over their box's area, for the OKS scale (as Ultralytics)
 MAX_ZOOM = 100.0  # a camera transform zooming more than this either way is taken as broken
 MAX_STEP = 1e6  # frames the Kalman filter predicts over at most (a longer gap: as long as this)
@@ -102,45 +103,6 @@ class _Tracks:
         return len(self.ids)
 
 
-def noise_scale(boxes: np.ndarray) -> np.ndarray:
-    """(N, 4) width, height, width, height of centre-size boxes, at least 1 px, which the
-    Kalman noise is relative to (so a zero-size box still has some)."""
-    return np.maximum(boxes[:, [2, 3, 2, 3]], 1.0)
-
-
-def kalman_start(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """State and variances of new tracks at (N, 4) centre-size boxes, at rest."""
-    size = noise_scale(boxes)
-    var = np.stack(
-        ((2 * POSITION_NOISE * size) ** 2, np.zeros_like(size), (10 * VELOCITY_NOISE * size) ** 2),
-        axis=1,
-    )
-    return np.concatenate((boxes, np.zeros_like(boxes)), axis=1), var
-
-
-def kalman_predict(mean: np.ndarray, var: np.ndarray, step: float) -> None:
-    """Advance (N, 8) states and (N, 3, 4) variances by `step` frames at constant velocity."""
-    size = noise_scale(mean)
-    mean[:, :4] += step * mean[:, 4:]
-    pp, pv, vv = var[:, 0], var[:, 1], var[:, 2]
-    pp += step * (2 * pv + step * vv) + step * (POSITION_NOISE * size) ** 2
-    pv += step * vv
-    vv += step * (VELOCITY_NOISE * size) ** 2
-
-
-def kalman_update(mean: np.ndarray, var: np.ndarray, boxes: np.ndarray) -> None:
-    """Correct (N, 8) states and (N, 3, 4) variances with measured (N, 4) centre-size boxes."""
-    pp, pv, vv = var[:, 0], var[:, 1], var[:, 2]
-    innovation_var = pp + (POSITION_NOISE * noise_scale(mean)) ** 2
-    gain_p, gain_v = pp / innovation_var, pv / innovation_var
-    innovation = boxes - mean[:, :4]
-    mean[:, :4] += gain_p * innovation
-    mean[:, 4:] += gain_v * innovation
-    vv -= gain_v * pv
-    pv *= 1 - gain_p
-    pp *= 1 - gain_p
-
-
 class PoseTracker:
     """Gives each person a track ID that stays with them from frame to frame.
 
@@ -174,8 +136,11 @@ class PoseTracker:
         self._next_id = 1
 
     def update(
-        self, poses: list[Pose], time: float | None = None, camera: np.ndarray | None = None
-    ) -> list[Pose]:
+        self,
+        poses: People | Iterable[Pose],
+        time: float | None = None,
+        camera: np.ndarray | None = None,
+    ) -> People:
         """The poses of one frame at `time` seconds that belong to tracks, with their IDs.
 
         A missing or non-finite time, or one that does not increase, is taken as one frame after
@@ -184,8 +149,9 @@ class PoseTracker:
         or zooms by more than MAX_ZOOM either way is ignored. Boxes and scores must be finite;
         keypoints that are not count as unseen. A frame refused with ValueError changes nothing.
         """
-        boxes, scores, kpts = _arrays(poses)
-        if poses:
+        people = poses if isinstance(poses, People) else _people(list(poses))
+        boxes, scores, kpts = _arrays(people)
+        if len(people):
             self._check_keypoints(kpts.shape[1])
         camera = usable_camera(camera)
         first = self._time is None
@@ -193,14 +159,14 @@ class PoseTracker:
         if camera is not None and self._tracks is not None:
             self._move_with_camera(camera)
         if self._tracks is None:
-            if not poses:
-                return []
+            if not len(people):
+                return people
             self._tracks = _Tracks.empty(kpts.shape[1])
-        elif not poses:
+        elif not len(people):
             kpts = np.empty((0, *self._tracks.keypoints.shape[1:]))
         owner = self._associate(boxes, scores, unseen_zeroed(kpts), now, first,
                                 refind=camera is not None)  # fmt: skip
-        return self._output(poses, owner, kpts, boxes, now)
+        return self._output(people, owner, kpts, boxes, now)
 
     def _check_keypoints(self, k: int) -> None:
         """Refuse a frame whose poses have a number of keypoints that the tracks or the sigmas
@@ -245,44 +211,73 @@ class PoseTracker:
         first: bool,
         refind: bool,
     ) -> np.ndarray:
-        """Match this frame's detections to tracks; the (M,) track ID of each (0: none). Lost
-        people are looked for in their extents with `refind` (the camera's motion is known, so
-        the extents are where those people are)."""
+        """Match this frame's detections to tracks in stages (confirmed tracks to sure
+        detections, tracked ones to unsure, lost people in their extents, new tracks, and new
+        people); the (M,) track ID of each (0: none). Lost people are looked for only with
+        `refind` (the camera's motion is known, so the extents are where those people are)."""
         s = self.settings
-        assert self._tracks is not None
-        tracks = self._tracks
         high = np.nonzero(scores >= s.high)[0]
         low = np.nonzero((scores >= s.low) & (scores < s.high))[0]
-        track_of = np.full(len(scores), -1)  # row in `tracks` of each detection's track
-        confirmed = np.nonzero(tracks.ids > 0)[0]
-        fused = 1 - self._similarity(confirmed, high, boxes, kpts) * scores[high]
-        rows, cols = match(fused, s.match)
-        track_of[high[cols]] = confirmed[rows]
-        unmatched = np.ones(len(confirmed), bool)
-        unmatched[rows] = False
-        left = confirmed[unmatched & tracks.tracked[confirmed]]
-        if len(left) and len(low):
-            rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
-            track_of[low[cols]] = left[rows]
+        track_of = np.full(len(scores), -1)  # row in the tracks of each detection's track
+        missed = self._match_confirmed(high, boxes, scores, kpts, track_of)
+        self._match_tracked_to_low(missed, low, boxes, kpts, track_of)
         high = high[track_of[high] < 0]
         if refind:
-            lost = confirmed[unmatched & ~tracks.tracked[confirmed]]
-            self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of, s.refind)
-            lost = lost[~np.isin(lost, track_of)]
-            self._refind(lost, low[track_of[low] < 0], boxes, track_of, s.low_refind)
+            self._refind_lost(missed, high, low, boxes, scores, track_of)
         self._renew_extents(track_of, boxes, now)
         high = high[track_of[high] < 0]
-        unconfirmed = np.nonzero(tracks.ids == 0)[0]
-        if len(unconfirmed) and len(high):
-            fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
-            rows, cols = match(fused, UNCONFIRMED_MATCH)
-            track_of[high[cols]] = unconfirmed[rows]
+        self._match_unconfirmed(high, boxes, scores, kpts, track_of)
         fresh = self._not_duplicates(high[(track_of[high] < 0) & (scores[high] >= s.new_track)],
                                      np.nonzero(track_of >= 0)[0], boxes, scores)  # fmt: skip
         owner = np.zeros(len(scores), dtype=np.int64)
         owner[track_of >= 0] = self._correct(track_of, boxes, kpts, now)
         owner[fresh] = self._start(fresh, boxes, kpts, now, confirm=first)
         return owner
+
+    def _match_confirmed(self, high: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                         kpts: np.ndarray, track_of: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Stage 1: confirmed tracks to sure detections, by similarity times score; the rows of
+        the confirmed tracks left unmatched."""
+        assert self._tracks is not None
+        confirmed = np.nonzero(self._tracks.ids > 0)[0]
+        fused = 1 - self._similarity(confirmed, high, boxes, kpts) * scores[high]
+        rows, cols = match(fused, self.settings.match)
+        track_of[high[cols]] = confirmed[rows]
+        unmatched = np.ones(len(confirmed), bool)
+        unmatched[rows] = False
+        return confirmed[unmatched]
+
+    def _match_tracked_to_low(self, missed: np.ndarray, low: np.ndarray, boxes: np.ndarray,
+                              kpts: np.ndarray, track_of: np.ndarray) -> None:  # fmt: skip
+        """Stage 2 (ByteTrack's second): people tracked in the last frame and still unmatched to
+        unsure detections, by similarity alone."""
+        assert self._tracks is not None
+        left = missed[self._tracks.tracked[missed]]
+        if len(left) and len(low):
+            rows, cols = match(1 - self._similarity(left, low, boxes, kpts), LOW_MATCH)
+            track_of[low[cols]] = left[rows]
+
+    def _refind_lost(self, missed: np.ndarray, high: np.ndarray, low: np.ndarray,
+                     boxes: np.ndarray, scores: np.ndarray,
+                     track_of: np.ndarray) -> None:  # fmt: skip
+        """Stages 3 and 4: lost people found again in their extents, by the sure detections
+        that could start a track, then by unsure ones."""
+        assert self._tracks is not None
+        s = self.settings
+        lost = missed[~self._tracks.tracked[missed]]
+        self._refind(lost, high[scores[high] >= s.new_track], boxes, track_of, s.refind)
+        lost = lost[~np.isin(lost, track_of)]
+        self._refind(lost, low[track_of[low] < 0], boxes, track_of, s.low_refind)
+
+    def _match_unconfirmed(self, high: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                           kpts: np.ndarray, track_of: np.ndarray) -> None:  # fmt: skip
+        """Stage 5: tracks seen in one frame so far to the sure detections left."""
+        assert self._tracks is not None
+        unconfirmed = np.nonzero(self._tracks.ids == 0)[0]
+        if len(unconfirmed) and len(high):
+            fused = 1 - self._similarity(unconfirmed, high, boxes, kpts) * scores[high]
+            rows, cols = match(fused, UNCONFIRMED_MATCH)
+            track_of[high[cols]] = unconfirmed[rows]
 
     def _renew_extents(self, track_of: np.ndarray, boxes: np.ndarray, now: float) -> None:
         """A matched person's extent becomes their box unless it shrank (a person being hidden),
@@ -417,22 +412,19 @@ class PoseTracker:
         return ids
 
     def _output(
-        self, poses: list[Pose], owner: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, now: float
-    ) -> list[Pose]:
-        """The poses whose track is confirmed, with their IDs (and smoothed keypoints), their
+        self, people: People, owner: np.ndarray, kpts: np.ndarray, boxes: np.ndarray, now: float
+    ) -> People:
+        """The people whose track is confirmed, with their IDs (and smoothed keypoints), their
         boxes' corners in order."""
         out = np.nonzero(owner > 0)[0]
         ids = owner[out]
+        chosen = people.take(out)
+        keypoints = chosen.keypoints
         if self.smoother is not None:
             sizes = (boxes[out, 2] - boxes[out, 0] + boxes[out, 3] - boxes[out, 1]) / 2
-            smoothed = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
-            return [
-                replace(poses[i], box=boxes[i], keypoints=k, track_id=int(t))
-                for i, k, t in zip(out, smoothed, ids, strict=True)
-            ]
-        return [
-            replace(poses[i], box=boxes[i], track_id=int(t)) for i, t in zip(out, ids, strict=True)
-        ]
+            keypoints = self.smoother(ids, kpts[out], sizes, now).astype(np.float32)
+        return People(boxes[out], chosen.scores, keypoints, ids, chosen.classes,
+                      chosen.class_names)  # fmt: skip
 
 
 def usable_camera(camera: np.ndarray | None) -> np.ndarray | None:
@@ -455,23 +447,28 @@ def unseen_zeroed(kpts: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(kpts).all(axis=2, keepdims=True), kpts, 0.0)
 
 
-def _arrays(poses: list[Pose]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes (M, 4), scores (M,) and keypoints (M, K, 3, as given) of poses, in float64."""
-    if not poses:
-        return np.empty((0, 4)), np.empty(0), np.empty((0, 0, 3))
-    boxes = _stacked([p.box for p in poses], "boxes must be (x1, y1, x2, y2)")
-    if boxes.shape[1:] != (4,):
-        raise ValueError("boxes must be (x1, y1, x2, y2)")
-    kpts = _stacked([p.keypoints for p in poses], KEYPOINTS_SHAPE)
-    if not kpts.size:
-        kpts = kpts.reshape(len(poses), 0, 3)
-    if kpts.ndim != 3 or kpts.shape[2] != 3:
+def _people(poses: list[Pose]) -> People:
+    """The people of a frame given as Pose objects, their shapes checked."""
+    if poses:
+        boxes = _stacked([p.box for p in poses], "boxes must be (x1, y1, x2, y2)")
+        if boxes.shape[1:] != (4,):
+            raise ValueError("boxes must be (x1, y1, x2, y2)")
+        _stacked([p.keypoints for p in poses], KEYPOINTS_SHAPE)
+    return People.from_poses(poses)
+
+
+def _arrays(people: People) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (M, 4) with their corners in order, scores (M,) and keypoints (M, K, 3), in float64
+    and checked (finite boxes and scores)."""
+    kpts = people.keypoints.astype(np.float64)
+    if kpts.shape[2] != 3:
         raise ValueError(KEYPOINTS_SHAPE)
+    boxes = people.boxes.astype(np.float64)
     if not np.isfinite(boxes).all():
         raise ValueError("boxes must be finite")
     corners = boxes.reshape(-1, 2, 2)
     boxes = np.concatenate((corners.min(axis=1), corners.max(axis=1)), axis=1)  # x2 < x1 too
-    scores = np.array([p.score for p in poses], dtype=np.float64)
+    scores = people.scores.astype(np.float64)
     if not np.isfinite(scores).all():
         raise ValueError("scores must be finite")
     return boxes, scores, kpts
