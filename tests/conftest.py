@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +62,40 @@ def estimator():
     from posecli import PoseEstimator
 
     return PoseEstimator()
+
+
+def mjpeg_part(jpeg: bytes) -> bytes:
+    """One JPEG as a part of a multipart MJPEG stream (boundary "frame")."""
+    head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+    return head + jpeg + b"\r\n"
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A request handler that logs nothing and can send an MJPEG stream."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def send_mjpeg(self, jpegs, interval: float) -> None:
+        """An MJPEG reply of the `jpegs` (an iterable), `interval` s apart, until they end or
+        the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for jpeg in jpegs:
+                self.wfile.write(mjpeg_part(jpeg))
+                time.sleep(interval)
+
+
+class LocalServer:
+    """An HTTP server on 127.0.0.1 (a free port, at `url`) in a thread of its own."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.server
 import io
 import itertools
 import json
@@ -17,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +27,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED, jsonl_records, run_cli
+from conftest import SHARED, LocalServer, QuietHandler, jsonl_records, run_cli
 
 aiohttp = pytest.importorskip("aiohttp")
 from posecli.core.results import Pose  # noqa: E402
@@ -289,7 +287,7 @@ def test_without_aiohttp_one_line_exit_2():
     )
 
 
-class StreamServer:
+class StreamServer(LocalServer):
     """MJPEG of the clip's frames at 10 fps on 127.0.0.1, which stops after `frames`."""
 
     def __init__(self, clip: Path, frames: int) -> None:
@@ -297,28 +295,12 @@ class StreamServer:
             jpegs = [cv2.imencode(".jpg", f.to_ndarray(format="bgr24"))[1].tobytes()
                      for f in video.decode(video=0)]  # fmt: skip
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                with contextlib.suppress(OSError):
-                    for i in range(frames):
-                        jpeg = jpegs[i % len(jpegs)]
-                        head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                        self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
-                        time.sleep(0.1)
+                self.send_mjpeg((jpegs[i % len(jpegs)] for i in range(frames)), 0.1)
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/live.mjpg"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
+        self.url += "/live.mjpg"
 
 
 @pytest.fixture(scope="module")

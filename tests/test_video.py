@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import http.server
 import itertools
 import json
 import re
@@ -30,7 +28,17 @@ from posecli.media.video import VideoSource
 from posecli.pipeline.decoding import FrameQueue, FrameTask
 from posecli.pipeline.events import SourceEnd, VideoStart
 
-from conftest import BUS, SHARED, ZIDANE, coco_files, jsonl_records, ok_records, run_cli
+from conftest import (
+    BUS,
+    SHARED,
+    ZIDANE,
+    LocalServer,
+    QuietHandler,
+    coco_files,
+    jsonl_records,
+    ok_records,
+    run_cli,
+)
 
 VIDEOS = SHARED / "videos"
 PETS = VIDEOS / "pets-vtest.avi"
@@ -372,7 +380,7 @@ def test_url_that_never_answers_times_out_with_one_line(name):
     )
 
 
-class Server:
+class Server(LocalServer):
     """An HTTP server on 127.0.0.1 in a thread: files from a folder; MJPEG streams:
     /live.mjpg, `frames` JPEGs 10 ms apart that then stop, /slow.mjpg, 15 JPEGs at 10 fps,
     /endless.mjpg, JPEGs at 10 fps until the client goes; and /garbage.mjpg, 3 JPEGs then
@@ -382,43 +390,21 @@ class Server:
         streams = {"/live.mjpg": (frames, 0.01), "/slow.mjpg": (15, 0.1),
                    "/endless.mjpg": (None, 0.1)}  # fmt: skip
 
-        class Handler(http.server.SimpleHTTPRequestHandler):
+        class Handler(QuietHandler):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, directory=str(folder), **kwargs)
 
             def do_GET(self):
-                if self.path not in (*streams, "/garbage.mjpg"):
-                    return super().do_GET()
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                 if self.path == "/garbage.mjpg":
-                    return self.send_garbage(head)
+                    noise = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
+                    return self.send_mjpeg((jpeg if i < 3 else noise for i in itertools.count()),
+                                           0.005)  # fmt: skip
+                if self.path not in streams:
+                    return super().do_GET()
                 count, interval = streams[self.path]
-                with contextlib.suppress(OSError):
-                    for _ in range(count) if count else itertools.count():
-                        self.wfile.write(head % len(jpeg) + jpeg + b"\r\n")
-                        time.sleep(interval)
+                self.send_mjpeg(itertools.repeat(jpeg, *([count] if count else [])), interval)
 
-            def send_garbage(self, head: bytes) -> None:
-                noise = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
-                with contextlib.suppress(OSError):
-                    for i in itertools.count():
-                        part = jpeg if i < 3 else noise
-                        self.wfile.write(head % len(part) + part + b"\r\n")
-                        time.sleep(0.005)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")

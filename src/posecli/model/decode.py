@@ -126,7 +126,7 @@ def end_to_end_rows(
     return np.delete(rows, 5, axis=1), boxes, classes
 
 
-def to_poses(
+def clipped_people(
     people: People, image_size: tuple[int, int], names: tuple[str, ...] | None = None
 ) -> People:
     """The people as results: boxes and keypoints clipped to the (width, height) image (float32),
@@ -156,4 +156,4 @@ def decode_poses(
     """Decode the output of a (width, height) = size model, D values a keypoint, to poses in
     the pixels of a (width, height) = image_size image."""
     people = decode_people(output, size, transform, conf, iou, max_det, dims, head)
-    return to_poses(people, image_size, head.names)
+    return clipped_people(people, image_size, head.names)

@@ -17,7 +17,7 @@ from posecli.core.keypoints import KeypointSpec
 from posecli.core.results import People
 from posecli.media import images
 from posecli.model import registry, tiles
-from posecli.model.decode import Head, decode_people, decode_poses, to_poses
+from posecli.model.decode import Head, clipped_people, decode_people, decode_poses
 from posecli.model.layouts import COORDINATE_CHOICES
 from posecli.model.preprocess import (
     INTERPOLATIONS,
@@ -213,7 +213,7 @@ class Predictor:
                               self.keypoint_dims, self._head)
                 for output, transform in zip(outputs, transforms, strict=True)]  # fmt: skip
         merged = tiles.merge(runs, self.regions(width, height), width, height, s.max_det)
-        return to_poses(merged, (width, height), self._head.names)
+        return clipped_people(merged, (width, height), self._head.names)
 
     def _region_input(
         self, loaded: images.LoadedImage, region: np.ndarray
