@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.tracking import __doc__ as summary
-from benchmarks.tracking.clips import detector, load_clips, still_clips
+from benchmarks.tracking.clips import detector, load_clips
 from benchmarks.tracking.measure import measure
 from benchmarks.tracking.report import render
 from benchmarks.tracking.sweep import sweep
@@ -48,7 +48,7 @@ def main() -> None:
         export_frames([c.sequence for c in clips], args.export)
         print(f"wrote the frames of {len(clips)} videos under {args.export}")
     else:
-        stills = still_clips(coco, estimator, still_ids, args.cache)
+        stills = load_clips(coco, estimator, still_ids, args.cache, still=True)
         found = measure(clips[0::2], clips[1::2], dev, stills, args.cache, args.reference)
         args.output.write_text(render(found, args.sequences, args.still, args.dev))
         print(f"wrote {args.output}")

@@ -86,12 +86,15 @@ def rendered_and_detected(coco: COCO, estimator: PoseEstimator, image_id: int):
 
 
 def load_clips(coco: COCO, estimator: PoseEstimator, image_ids: list[int],
-               cache: Path | None) -> list[Clip]:  # fmt: skip
-    """The videos of the photos with their detections, from `cache/<image id>.pkl` when there."""
+               cache: Path | None, still: bool = False) -> list[Clip]:  # fmt: skip
+    """The videos of the photos (`still`: filmed by a still camera) with their detections, from
+    `cache/<image id>.pkl` (`still-<image id>.pkl`) when there."""
+    make = still_with_detections if still else rendered_and_detected
+    prefix = "still-" if still else ""
     clips = []
     for image_id in image_ids:
-        path = cache / f"{image_id}.pkl" if cache else None
-        item = cached(path, lambda i=image_id: rendered_and_detected(coco, estimator, i))
+        path = cache / f"{prefix}{image_id}.pkl" if cache else None
+        item = cached(path, lambda i=image_id: make(coco, estimator, i))
         clips.append(clip_of(*item))
     return clips
 
@@ -105,18 +108,6 @@ def larger_clips(clips: list[Clip], cache: Path | None) -> list[Clip]:
         detections = cached(path, lambda c=clip: detect(estimator, c.sequence.frames))
         out.append(clip.redetected(detections))
     return out
-
-
-def still_clips(coco: COCO, estimator: PoseEstimator, image_ids: list[int],
-                cache: Path | None) -> list[Clip]:  # fmt: skip
-    """Still-camera videos of the photos with their detections, from `cache/still-<image
-    id>.pkl` when there."""
-    clips = []
-    for image_id in image_ids:
-        path = cache / f"still-{image_id}.pkl" if cache else None
-        item = cached(path, lambda i=image_id: still_with_detections(coco, estimator, i))
-        clips.append(clip_of(*item))
-    return clips
 
 
 def still_with_detections(coco: COCO, estimator: PoseEstimator, image_id: int):
