@@ -165,11 +165,6 @@ class People:
         return People(self.boxes[index], self.scores[index], self.keypoints[index], ids, classes,
                       self.class_names)  # fmt: skip
 
-    def with_ids(self, ids: np.ndarray) -> People:
-        """These people with track IDs."""
-        return People(self.boxes, self.scores, self.keypoints, ids, self.classes,
-                      self.class_names)  # fmt: skip
-
     @staticmethod
     def concat(parts: list[People]) -> People:
         """All parts' people, in order (ids and classes kept when every part has them)."""
